@@ -1,0 +1,183 @@
+/*
+ * qrr: deterministic record/replay, the interface for the rest of QEMU
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * With "-icount shift=...,rr=record,rrfile=F" every non-deterministic input
+ * of the machine is written to F together with the instruction count at
+ * which it happened; with rr=replay the inputs are taken back from F at the
+ * same instruction counts.  With rr off (replay_mode == REPLAY_MODE_NONE)
+ * every function here passes straight through: it does nothing, returns
+ * "go ahead", or does the plain thing (schedules the bottom half, delivers
+ * the input).
+ *
+ * Rules for callers:
+ *
+ *  - Call the hooks with the replay mutex held (the vCPU thread holds it
+ *    while it runs; the main loop holds it except while it polls).  Never
+ *    take the replay mutex while holding the BQL.
+ *
+ *  - A hook that returns bool answers "may this happen now?".  In replay
+ *    the answer is yes only at the position where the recording did it, so
+ *    a caller must skip the action when told no, and try again later:
+ *
+ *        if (!replay_checkpoint(CHECKPOINT_CLOCK_HOST)) {
+ *            return;               // right: not yet, the log says later
+ *        }
+ *        run_host_timers();
+ *
+ *        replay_checkpoint(CHECKPOINT_CLOCK_HOST);
+ *        run_host_timers();        // wrong: runs at a time replay can't match
+ *
+ *  - Work that affects the guest and is triggered from outside it (a bottom
+ *    half, a block completion, a packet, a key) goes through the
+ *    replay_*_event() functions so that it reaches the guest at a recorded
+ *    instruction count, never directly.
+ */
+
+#ifndef SYSTEM_REPLAY_H
+#define SYSTEM_REPLAY_H
+
+#ifdef CONFIG_USER_ONLY
+#error Cannot include this header from user emulation
+#endif
+
+#include "exec/replay-core.h"
+#include "qapi/qapi-types-misc.h"
+#include "qapi/qapi-types-run-state.h"
+#include "qapi/qapi-types-ui.h"
+#include "block/aio.h"
+
+/* Clocks whose reads are recorded. */
+typedef enum ReplayClockKind {
+    REPLAY_CLOCK_HOST,          /* QEMU_CLOCK_HOST */
+    REPLAY_CLOCK_VIRTUAL_RT,    /* QEMU_CLOCK_VIRTUAL_RT */
+    REPLAY_CLOCK_COUNT
+} ReplayClockKind;
+
+/*
+ * Places in QEMU's loops where work that changes the guest may happen only
+ * where it happened in the recording.
+ */
+typedef enum ReplayCheckpoint {
+    CHECKPOINT_CLOCK_WARP_START,
+    CHECKPOINT_CLOCK_WARP_ACCOUNT,
+    CHECKPOINT_RESET_REQUESTED,
+    CHECKPOINT_SUSPEND_REQUESTED,
+    CHECKPOINT_CLOCK_VIRTUAL,
+    CHECKPOINT_CLOCK_HOST,
+    CHECKPOINT_CLOCK_VIRTUAL_RT,
+    CHECKPOINT_INIT,
+    CHECKPOINT_RESET,
+    CHECKPOINT_COUNT
+} ReplayCheckpoint;
+
+typedef struct ReplayNetState ReplayNetState;
+
+/* ---- locking and instruction counting ---- */
+
+void replay_mutex_lock(void);
+void replay_mutex_unlock(void);
+
+/* Instructions executed so far (the raw icount). */
+uint64_t replay_get_current_icount(void);
+
+/*
+ * Replay: how many instructions the vCPU may execute before it must stop
+ * for the next recorded event (0 when that event is due now).
+ */
+int replay_get_instructions(void);
+
+/* Called by the vCPU after each execution slice. */
+void replay_account_executed_instructions(void);
+
+/* ---- clocks ---- */
+
+int64_t replay_save_clock(ReplayClockKind kind, int64_t clock,
+                          int64_t raw_icount);
+int64_t replay_read_clock(ReplayClockKind kind, int64_t raw_icount);
+
+/* Read a clock through the log: recorded in record, taken from it in replay */
+#define REPLAY_CLOCK(clock, value)                                      \
+    !icount_enabled() ? (value) :                                       \
+    (replay_mode == REPLAY_MODE_PLAY                                    \
+        ? replay_read_clock((clock), icount_get_raw())                  \
+        : replay_mode == REPLAY_MODE_RECORD                             \
+            ? replay_save_clock((clock), (value), icount_get_raw())     \
+            : (value))
+
+/* The same, for callers that hold timers_state.vm_clock_lock */
+#define REPLAY_CLOCK_LOCKED(clock, value)                               \
+    !icount_enabled() ? (value) :                                       \
+    (replay_mode == REPLAY_MODE_PLAY                                    \
+        ? replay_read_clock((clock), icount_get_raw_locked())           \
+        : replay_mode == REPLAY_MODE_RECORD                             \
+            ? replay_save_clock((clock), (value), icount_get_raw_locked()) \
+            : (value))
+
+/* ---- machine events ---- */
+
+void replay_shutdown_request(ShutdownCause cause);
+
+/*
+ * Record: note that @checkpoint was passed; returns true.
+ * Replay: true only if the recording passed @checkpoint here.
+ */
+bool replay_checkpoint(ReplayCheckpoint checkpoint);
+
+/* Replay: true while recorded events remain to be replayed. */
+bool replay_has_event(void);
+
+/* ---- asynchronous events ---- */
+
+/* Deliver the asynchronous events due now (record: the queued ones). */
+void replay_async_events(void);
+void replay_enable_events(void);
+bool replay_events_enabled(void);
+/* Drop queued asynchronous events (before a snapshot is loaded). */
+void replay_flush_events(void);
+
+void replay_bh_schedule_event(QEMUBH *bh);
+void replay_bh_schedule_oneshot_event(AioContext *ctx,
+                                      QEMUBHFunc *cb, void *opaque);
+void replay_input_event(QemuConsole *src, InputEvent *evt);
+void replay_input_sync_event(void);
+
+/* Block completions, for the blkreplay driver */
+void replay_block_event(QEMUBH *bh, uint64_t id);
+uint64_t blkreplay_next_id(void);
+
+/* ---- character devices ---- */
+
+void replay_register_char_driver(struct Chardev *chr);
+/* Record: input that a backend received for its frontend */
+void replay_chr_be_write(struct Chardev *s, const uint8_t *buf, int len);
+void replay_char_write_event_save(int res, int offset);
+void replay_char_write_event_load(int *res, int *offset);
+int replay_char_read_all_load(uint8_t *buf);
+void replay_char_read_all_save_error(int res);
+void replay_char_read_all_save_buf(uint8_t *buf, int offset);
+
+/* ---- network, for the filter-replay object ---- */
+
+ReplayNetState *replay_register_net(NetFilterState *nfs);
+void replay_unregister_net(ReplayNetState *rns);
+void replay_net_packet_event(ReplayNetState *rns, unsigned flags,
+                             const struct iovec *iov, int iovcnt);
+
+/* ---- audio ---- */
+
+void replay_audio_out(size_t *played);
+void replay_audio_in(size_t *recorded, void *samples, size_t *wpos,
+                     size_t size);
+
+/* ---- snapshots ---- */
+
+/* Save (record) or load (replay) the rrsnapshot= snapshot, if any. */
+void replay_vmstate_init(void);
+/* Whether a snapshot may be taken now (no events in flight). */
+bool replay_can_snapshot(void);
+
+#endif

@@ -1,0 +1,502 @@
+/*
+ * qrr: asynchronous events: bottom halves, block completions, input,
+ * character device input and network packets
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * Work that reaches the guest from outside it does not run when it arrives.
+ * It is queued, and delivered at the next delivery point
+ * (replay_async_events(), called by the vCPU loop between slices and by the
+ * main loop after its timers).  Recording writes each item to the log at the
+ * icount where it is delivered.  Replaying delivers items where the log says:
+ * data-carrying items (input, packets, serial input) come from the log
+ * itself; callbacks (bottom halves, block completions) are scheduled by
+ * device code in replay too, and wait in the queue, matched by their id,
+ * until the log reaches them.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/main-loop.h"
+#include "qemu/bswap.h"
+#include "qemu/error-report.h"
+#include "system/replay.h"
+#include "block/aio.h"
+#include "chardev/char.h"
+#include "net/filter.h"
+#include "ui/input.h"
+#include "ui/console.h"
+#include "replay-internal.h"
+#include "trace.h"
+
+typedef struct ReplayAsync {
+    ReplayEventKind kind;
+    uint64_t id;
+    QEMUBH *bh;
+    QEMUBHFunc *cb;
+    void *opaque;
+    int64_t arg[2];
+    uint8_t *data;
+    uint32_t len;
+} ReplayAsync;
+
+struct ReplayNetState {
+    NetFilterState *nfs;
+    uint32_t index;
+};
+
+static GPtrArray *chardevs;     /* Chardev *, in registration order */
+static GPtrArray *netfilters;   /* ReplayNetState *, NULL once removed */
+
+void replay_async_init(void)
+{
+    qemu_mutex_init(&replay_state.async_lock);
+    g_queue_init(&replay_state.async);
+    chardevs = g_ptr_array_new();
+    netfilters = g_ptr_array_new();
+}
+
+static void async_free(ReplayAsync *a)
+{
+    g_free(a->data);
+    g_free(a);
+}
+
+void replay_async_clear(void)
+{
+    ReplayAsync *a;
+
+    qemu_mutex_lock(&replay_state.async_lock);
+    while ((a = g_queue_pop_head(&replay_state.async))) {
+        async_free(a);
+    }
+    qemu_mutex_unlock(&replay_state.async_lock);
+}
+
+bool replay_async_pending(void)
+{
+    bool pending;
+
+    qemu_mutex_lock(&replay_state.async_lock);
+    pending = !g_queue_is_empty(&replay_state.async);
+    qemu_mutex_unlock(&replay_state.async_lock);
+    return pending;
+}
+
+void replay_enable_events(void)
+{
+    if (replay_mode != REPLAY_MODE_NONE) {
+        replay_state.events_enabled = true;
+    }
+}
+
+bool replay_events_enabled(void)
+{
+    return replay_mode != REPLAY_MODE_NONE && replay_state.events_enabled;
+}
+
+void replay_flush_events(void)
+{
+    replay_async_clear();
+}
+
+static void async_push(ReplayAsync *a)
+{
+    qemu_mutex_lock(&replay_state.async_lock);
+    g_queue_push_tail(&replay_state.async, a);
+    qemu_mutex_unlock(&replay_state.async_lock);
+}
+
+/* ---- input events: a fixed array of six little-endian int64 ---- */
+
+#define INPUT_WORDS 6
+
+static void input_pack(const InputEvent *e, int64_t w[INPUT_WORDS])
+{
+    memset(w, 0, sizeof(int64_t) * INPUT_WORDS);
+    w[0] = e->type;
+    switch (e->type) {
+    case INPUT_EVENT_KIND_KEY:
+        w[1] = e->u.key.data->key->type;
+        w[2] = e->u.key.data->key->type == KEY_VALUE_KIND_NUMBER ?
+            e->u.key.data->key->u.number.data :
+            e->u.key.data->key->u.qcode.data;
+        w[3] = e->u.key.data->down;
+        break;
+    case INPUT_EVENT_KIND_BTN:
+        w[1] = e->u.btn.data->button;
+        w[2] = e->u.btn.data->down;
+        break;
+    case INPUT_EVENT_KIND_REL:
+    case INPUT_EVENT_KIND_ABS:
+        w[1] = e->u.rel.data->axis;
+        w[2] = e->u.rel.data->value;
+        break;
+    case INPUT_EVENT_KIND_MTT:
+        w[1] = e->u.mtt.data->type;
+        w[2] = e->u.mtt.data->slot;
+        w[3] = e->u.mtt.data->tracking_id;
+        w[4] = e->u.mtt.data->axis;
+        w[5] = e->u.mtt.data->value;
+        break;
+    default:
+        break;
+    }
+}
+
+static InputEvent *input_unpack(const int64_t w[INPUT_WORDS])
+{
+    InputEvent *e = g_new0(InputEvent, 1);
+
+    e->type = w[0];
+    switch (e->type) {
+    case INPUT_EVENT_KIND_KEY:
+        e->u.key.data = g_new0(InputKeyEvent, 1);
+        e->u.key.data->key = g_new0(KeyValue, 1);
+        e->u.key.data->key->type = w[1];
+        if (w[1] == KEY_VALUE_KIND_NUMBER) {
+            e->u.key.data->key->u.number.data = w[2];
+        } else {
+            e->u.key.data->key->u.qcode.data = w[2];
+        }
+        e->u.key.data->down = w[3];
+        break;
+    case INPUT_EVENT_KIND_BTN:
+        e->u.btn.data = g_new0(InputBtnEvent, 1);
+        e->u.btn.data->button = w[1];
+        e->u.btn.data->down = w[2];
+        break;
+    case INPUT_EVENT_KIND_REL:
+    case INPUT_EVENT_KIND_ABS:
+        e->u.rel.data = g_new0(InputMoveEvent, 1);
+        e->u.rel.data->axis = w[1];
+        e->u.rel.data->value = w[2];
+        break;
+    case INPUT_EVENT_KIND_MTT:
+        e->u.mtt.data = g_new0(InputMultiTouchEvent, 1);
+        e->u.mtt.data->type = w[1];
+        e->u.mtt.data->slot = w[2];
+        e->u.mtt.data->tracking_id = w[3];
+        e->u.mtt.data->axis = w[4];
+        e->u.mtt.data->value = w[5];
+        break;
+    default:
+        g_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* ---- delivery ---- */
+
+static void deliver_input(const ReplayAsync *a)
+{
+    int64_t w[INPUT_WORDS];
+    QemuConsole *src = NULL;
+    InputEvent *e;
+    int i;
+
+    if (a->len != sizeof(w)) {
+        replay_fatal("record/replay: malformed input event in the log");
+    }
+    for (i = 0; i < INPUT_WORDS; i++) {
+        w[i] = ldq_le_p(a->data + 8 * i);
+    }
+    e = input_unpack(w);
+    if (!e) {
+        replay_fatal("record/replay: unknown input event kind %" PRId64,
+                     w[0]);
+    }
+    if (a->arg[0] > 0) {
+        src = qemu_console_lookup_by_index(a->arg[0] - 1);
+    }
+    qemu_input_event_send_impl(src, e);
+    qapi_free_InputEvent(e);
+}
+
+static void deliver_char(const ReplayAsync *a)
+{
+    if (a->arg[0] < 0 || a->arg[0] >= chardevs->len) {
+        replay_fatal("record/replay: the log has input for character device "
+                     "%" PRId64 " but only %u are registered; is the "
+                     "command line the recorded one?", a->arg[0],
+                     chardevs->len);
+    }
+    qemu_chr_be_write_impl(g_ptr_array_index(chardevs, a->arg[0]),
+                           a->data, a->len);
+}
+
+static void deliver_net(const ReplayAsync *a)
+{
+    ReplayNetState *rns = NULL;
+    struct iovec iov = { .iov_base = a->data, .iov_len = a->len };
+
+    if (a->arg[0] >= 0 && a->arg[0] < netfilters->len) {
+        rns = g_ptr_array_index(netfilters, a->arg[0]);
+    }
+    if (!rns) {
+        replay_fatal("record/replay: the log has a packet for network filter "
+                     "%" PRId64 ", which does not exist in this run",
+                     a->arg[0]);
+    }
+    qemu_netfilter_pass_to_next(rns->nfs->netdev, a->arg[1], &iov, 1,
+                                rns->nfs);
+}
+
+static void async_deliver(ReplayAsync *a)
+{
+    trace_replay_async_deliver(replay_event_name(a->kind), a->id);
+    switch (a->kind) {
+    case REPLAY_EV_ASYNC_BH:
+    case REPLAY_EV_ASYNC_BLOCK:
+        aio_bh_call(a->bh);
+        break;
+    case REPLAY_EV_ASYNC_BH_ONESHOT:
+        a->cb(a->opaque);
+        break;
+    case REPLAY_EV_ASYNC_INPUT:
+        deliver_input(a);
+        break;
+    case REPLAY_EV_ASYNC_INPUT_SYNC:
+        qemu_input_event_sync_impl();
+        break;
+    case REPLAY_EV_ASYNC_CHAR_READ:
+        deliver_char(a);
+        break;
+    case REPLAY_EV_ASYNC_NET:
+        deliver_net(a);
+        break;
+    default:
+        g_assert_not_reached();
+    }
+}
+
+static bool async_has_id(ReplayEventKind kind)
+{
+    return kind == REPLAY_EV_ASYNC_BH || kind == REPLAY_EV_ASYNC_BH_ONESHOT ||
+           kind == REPLAY_EV_ASYNC_BLOCK;
+}
+
+/* Record: write and deliver the oldest queued item. */
+static bool async_record_one(void)
+{
+    ReplayAsync *a;
+
+    qemu_mutex_lock(&replay_state.async_lock);
+    a = g_queue_pop_head(&replay_state.async);
+    qemu_mutex_unlock(&replay_state.async_lock);
+    if (!a) {
+        return false;
+    }
+    replay_record(a->kind, replay_icount(),
+                  async_has_id(a->kind) ? a->id : a->arg[0], a->arg[1],
+                  a->data, a->len);
+    async_deliver(a);
+    async_free(a);
+    return true;
+}
+
+/* Replay: take the queued item the head names, if it has arrived. */
+static ReplayAsync *async_claim(const ReplayEvent *h)
+{
+    ReplayAsync *a = NULL;
+    GList *l;
+
+    qemu_mutex_lock(&replay_state.async_lock);
+    for (l = replay_state.async.head; l; l = l->next) {
+        ReplayAsync *c = l->data;
+
+        if (c->kind == h->kind && c->id == h->arg[0]) {
+            a = c;
+            g_queue_delete_link(&replay_state.async, l);
+            break;
+        }
+    }
+    qemu_mutex_unlock(&replay_state.async_lock);
+    return a;
+}
+
+bool replay_async_run_head(void)
+{
+    ReplayEvent *h;
+    ReplayAsync *a;
+
+    if (replay_mode == REPLAY_MODE_RECORD) {
+        while (async_record_one()) {
+            /* queue drained in arrival order */
+        }
+        return false;
+    }
+    if (replay_mode != REPLAY_MODE_PLAY) {
+        return false;
+    }
+    h = replay_head_is(REPLAY_EV_ASYNC_BH);
+    h = h ? h : replay_head_is(REPLAY_EV_ASYNC_BH_ONESHOT);
+    h = h ? h : replay_head_is(REPLAY_EV_ASYNC_BLOCK);
+    if (h) {
+        a = async_claim(h);
+        if (!a) {
+            return false;       /* not scheduled yet: wait for it */
+        }
+    } else {
+        h = replay_head_is(REPLAY_EV_ASYNC_INPUT);
+        h = h ? h : replay_head_is(REPLAY_EV_ASYNC_INPUT_SYNC);
+        h = h ? h : replay_head_is(REPLAY_EV_ASYNC_CHAR_READ);
+        h = h ? h : replay_head_is(REPLAY_EV_ASYNC_NET);
+        if (!h) {
+            return false;
+        }
+        a = g_new0(ReplayAsync, 1);
+        a->kind = h->kind;
+        a->arg[0] = h->arg[0];
+        a->arg[1] = h->arg[1];
+        a->len = h->len;
+        a->data = g_steal_pointer(&h->data);
+    }
+    replay_consume();
+    async_deliver(a);
+    async_free(a);
+    return true;
+}
+
+/* ---- producers ---- */
+
+static void async_queue_callback(ReplayEventKind kind, uint64_t id,
+                                 QEMUBH *bh, QEMUBHFunc *cb, void *opaque)
+{
+    ReplayAsync *a = g_new0(ReplayAsync, 1);
+
+    a->kind = kind;
+    a->id = id;
+    a->bh = bh;
+    a->cb = cb;
+    a->opaque = opaque;
+    async_push(a);
+}
+
+void replay_bh_schedule_event(QEMUBH *bh)
+{
+    if (!replay_events_enabled()) {
+        qemu_bh_schedule(bh);
+        return;
+    }
+    async_queue_callback(REPLAY_EV_ASYNC_BH, replay_state.next_bh_id++,
+                         bh, NULL, NULL);
+}
+
+void replay_bh_schedule_oneshot_event(AioContext *ctx, QEMUBHFunc *cb,
+                                      void *opaque)
+{
+    if (!replay_events_enabled()) {
+        aio_bh_schedule_oneshot(ctx, cb, opaque);
+        return;
+    }
+    async_queue_callback(REPLAY_EV_ASYNC_BH_ONESHOT,
+                         replay_state.next_bh_id++, NULL, cb, opaque);
+}
+
+uint64_t blkreplay_next_id(void)
+{
+    return replay_events_enabled() ? replay_state.next_block_id++ : 0;
+}
+
+void replay_block_event(QEMUBH *bh, uint64_t id)
+{
+    if (!replay_events_enabled()) {
+        qemu_bh_schedule(bh);
+        return;
+    }
+    async_queue_callback(REPLAY_EV_ASYNC_BLOCK, id, bh, NULL, NULL);
+}
+
+static void async_queue_data(ReplayEventKind kind, int64_t a0, int64_t a1,
+                             const void *data, uint32_t len)
+{
+    ReplayAsync *a = g_new0(ReplayAsync, 1);
+
+    a->kind = kind;
+    a->arg[0] = a0;
+    a->arg[1] = a1;
+    a->len = len;
+    a->data = len ? g_memdup2(data, len) : NULL;
+    async_push(a);
+}
+
+void replay_input_event(QemuConsole *src, InputEvent *evt)
+{
+    int64_t w[INPUT_WORDS];
+    uint8_t buf[sizeof(w)];
+    int i;
+
+    if (replay_mode == REPLAY_MODE_NONE) {
+        qemu_input_event_send_impl(src, evt);
+        return;
+    }
+    if (replay_mode == REPLAY_MODE_PLAY) {
+        return;                 /* live input is ignored; the log has it */
+    }
+    input_pack(evt, w);
+    for (i = 0; i < INPUT_WORDS; i++) {
+        stq_le_p(buf + 8 * i, w[i]);
+    }
+    async_queue_data(REPLAY_EV_ASYNC_INPUT,
+                     src ? qemu_console_get_index(src) + 1 : 0, 0,
+                     buf, sizeof(buf));
+}
+
+void replay_input_sync_event(void)
+{
+    if (replay_mode == REPLAY_MODE_NONE) {
+        qemu_input_event_sync_impl();
+    } else if (replay_mode == REPLAY_MODE_RECORD) {
+        async_queue_data(REPLAY_EV_ASYNC_INPUT_SYNC, 0, 0, NULL, 0);
+    }
+}
+
+void replay_register_char_driver(Chardev *chr)
+{
+    if (replay_mode != REPLAY_MODE_NONE) {
+        g_ptr_array_add(chardevs, chr);
+    }
+}
+
+void replay_chr_be_write(Chardev *s, const uint8_t *buf, int len)
+{
+    guint idx;
+
+    if (!g_ptr_array_find(chardevs, s, &idx)) {
+        error_report("record/replay: input from unregistered character "
+                     "device %s dropped", s->label);
+        return;
+    }
+    async_queue_data(REPLAY_EV_ASYNC_CHAR_READ, idx, 0, buf, len);
+}
+
+ReplayNetState *replay_register_net(NetFilterState *nfs)
+{
+    ReplayNetState *rns = g_new0(ReplayNetState, 1);
+
+    rns->nfs = nfs;
+    rns->index = netfilters->len;
+    g_ptr_array_add(netfilters, rns);
+    return rns;
+}
+
+void replay_unregister_net(ReplayNetState *rns)
+{
+    if (rns) {
+        g_ptr_array_index(netfilters, rns->index) = NULL;
+        g_free(rns);
+    }
+}
+
+void replay_net_packet_event(ReplayNetState *rns, unsigned flags,
+                             const struct iovec *iov, int iovcnt)
+{
+    size_t len = iov_size(iov, iovcnt);
+    g_autofree uint8_t *buf = g_malloc(MAX(len, 1));
+
+    iov_to_buf(iov, iovcnt, 0, buf, len);
+    async_queue_data(REPLAY_EV_ASYNC_NET, rns->index, flags, buf, len);
+}

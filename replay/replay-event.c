@@ -1,0 +1,223 @@
+/*
+ * qrr: replay event encoding
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * Byte encoding of one event inside a chunk payload (replay-log.c
+ * describes the file around it):
+ *
+ *   kind    1 byte, a ReplayEventKind
+ *   delta   unsigned LEB128: icount minus the previous event's icount
+ *           (the chunk's base icount for a chunk's first event)
+ *   args    the kind's integer arguments, each a signed LEB128 of the
+ *           zigzag-mapped value; a clock value is stored as the difference
+ *           from the previous value of the same clock in the chunk
+ *   data    for kinds that carry bytes: unsigned LEB128 length, then the
+ *           bytes (at most REPLAY_EVENT_MAX_DATA)
+ *
+ * Number of arguments and presence of data per kind are in shapes[] below;
+ * scripts/replay-dump.py carries the same table.  LEB128 values are at most
+ * 10 bytes.  Anything else (unknown kind, overlong varint, data running
+ * past the payload) makes the payload invalid.
+ */
+
+#include "qemu/osdep.h"
+#include "replay-event.h"
+
+typedef struct EventShape {
+    const char *name;
+    uint8_t nargs;
+    bool data;
+} EventShape;
+
+static const EventShape shapes[REPLAY_EV__MAX] = {
+    [REPLAY_EV_END]              = { "end", 1, false },
+    [REPLAY_EV_INTERRUPT]        = { "interrupt", 0, false },
+    [REPLAY_EV_EXCEPTION]        = { "exception", 0, false },
+    [REPLAY_EV_CHECKPOINT]       = { "checkpoint", 1, false },
+    [REPLAY_EV_SHUTDOWN]         = { "shutdown", 1, false },
+    [REPLAY_EV_ASYNC_BH]         = { "bh", 1, false },
+    [REPLAY_EV_ASYNC_BH_ONESHOT] = { "bh-oneshot", 1, false },
+    [REPLAY_EV_ASYNC_BLOCK]      = { "block", 1, false },
+    [REPLAY_EV_ASYNC_INPUT]      = { "input", 1, true },
+    [REPLAY_EV_ASYNC_INPUT_SYNC] = { "input-sync", 0, false },
+    [REPLAY_EV_ASYNC_CHAR_READ]  = { "char-read", 1, true },
+    [REPLAY_EV_ASYNC_NET]        = { "net", 2, true },
+    [REPLAY_EV_CLOCK]            = { "clock", 2, false },
+    [REPLAY_EV_RANDOM]           = { "random", 1, true },
+    [REPLAY_EV_CHAR_WRITE]       = { "char-write", 2, false },
+    [REPLAY_EV_CHAR_READ_ALL]    = { "char-read-all", 1, true },
+    [REPLAY_EV_AUDIO_OUT]        = { "audio-out", 1, false },
+    [REPLAY_EV_AUDIO_IN]         = { "audio-in", 2, true },
+};
+
+const char *replay_event_name(ReplayEventKind kind)
+{
+    return kind < REPLAY_EV__MAX ? shapes[kind].name : "invalid";
+}
+
+void replay_coder_reset(ReplayCoder *c, uint64_t base)
+{
+    memset(c, 0, sizeof(*c));
+    c->icount = base;
+}
+
+static void put_uleb(GByteArray *out, uint64_t v)
+{
+    uint8_t b[10];
+    int n = 0;
+
+    do {
+        b[n] = v & 0x7f;
+        v >>= 7;
+        if (v) {
+            b[n] |= 0x80;
+        }
+        n++;
+    } while (v);
+    g_byte_array_append(out, b, n);
+}
+
+static void put_sleb(GByteArray *out, int64_t v)
+{
+    put_uleb(out, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+/* Returns bytes used, 0 when the varint is truncated or overlong. */
+static int get_uleb(const uint8_t *p, size_t len, uint64_t *v)
+{
+    uint64_t r = 0;
+    int i;
+
+    for (i = 0; i < 10 && i < len; i++) {
+        r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *v = r;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+static int get_sleb(const uint8_t *p, size_t len, int64_t *v)
+{
+    uint64_t u;
+    int n = get_uleb(p, len, &u);
+
+    *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+    return n;
+}
+
+static bool clock_slot(ReplayCoder *c, const ReplayEvent *ev, int64_t **slot)
+{
+    if (ev->kind != REPLAY_EV_CLOCK) {
+        *slot = NULL;
+        return true;
+    }
+    if (ev->arg[0] < 0 || ev->arg[0] >= ARRAY_SIZE(c->clock)) {
+        return false;
+    }
+    *slot = &c->clock[ev->arg[0]];
+    return true;
+}
+
+bool replay_event_encode(ReplayCoder *c, GByteArray *out,
+                         const ReplayEvent *ev)
+{
+    const EventShape *s;
+    int64_t *clk;
+    uint8_t kind = ev->kind;
+    int i;
+
+    if (ev->kind >= REPLAY_EV__MAX || ev->icount < c->icount ||
+        ev->len > REPLAY_EVENT_MAX_DATA || !clock_slot(c, ev, &clk)) {
+        return false;
+    }
+    s = &shapes[ev->kind];
+    g_byte_array_append(out, &kind, 1);
+    put_uleb(out, ev->icount - c->icount);
+    c->icount = ev->icount;
+    for (i = 0; i < s->nargs; i++) {
+        if (clk && i == 1) {
+            put_sleb(out, ev->arg[1] - *clk);
+            *clk = ev->arg[1];
+        } else {
+            put_sleb(out, ev->arg[i]);
+        }
+    }
+    if (s->data) {
+        put_uleb(out, ev->len);
+        if (ev->len) {
+            g_byte_array_append(out, ev->data, ev->len);
+        }
+    }
+    return true;
+}
+
+void replay_event_clear(ReplayEvent *ev)
+{
+    g_free(ev->data);
+    memset(ev, 0, sizeof(*ev));
+}
+
+int replay_event_decode(ReplayCoder *c, const uint8_t *buf, size_t len,
+                        ReplayEvent *ev, const char **why)
+{
+    const EventShape *s;
+    uint64_t delta, dlen;
+    int64_t *clk;
+    size_t pos = 1;
+    int n, i;
+
+    memset(ev, 0, sizeof(*ev));
+    if (len < 2) {
+        *why = "event truncated";
+        return -1;
+    }
+    if (buf[0] >= REPLAY_EV__MAX) {
+        *why = "unknown event kind";
+        return -1;
+    }
+    ev->kind = buf[0];
+    s = &shapes[ev->kind];
+
+    n = get_uleb(buf + pos, len - pos, &delta);
+    if (!n || delta > UINT64_MAX - c->icount) {
+        *why = "bad instruction count";
+        return -1;
+    }
+    pos += n;
+    ev->icount = c->icount + delta;
+
+    for (i = 0; i < s->nargs; i++) {
+        n = get_sleb(buf + pos, len - pos, &ev->arg[i]);
+        if (!n) {
+            *why = "event argument truncated";
+            return -1;
+        }
+        pos += n;
+    }
+    if (!clock_slot(c, ev, &clk)) {
+        *why = "unknown clock";
+        return -1;
+    }
+    if (clk) {
+        ev->arg[1] += *clk;
+        *clk = ev->arg[1];
+    }
+    if (s->data) {
+        n = get_uleb(buf + pos, len - pos, &dlen);
+        if (!n || dlen > REPLAY_EVENT_MAX_DATA || dlen > len - pos - n) {
+            *why = "event data truncated or too long";
+            return -1;
+        }
+        pos += n;
+        ev->len = dlen;
+        ev->data = dlen ? g_memdup2(buf + pos, dlen) : NULL;
+        pos += dlen;
+    }
+    c->icount = ev->icount;
+    return pos;
+}

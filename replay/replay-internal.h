@@ -1,0 +1,103 @@
+/*
+ * qrr: state shared by the replay engine's modules
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef REPLAY_INTERNAL_H
+#define REPLAY_INTERNAL_H
+
+#include "replay-event.h"
+#include "replay-log.h"
+
+/*
+ * Rules of the engine:
+ *
+ *  - Every hook that records or consumes an event runs with the replay
+ *    mutex held (replay_mutex_lock()), by the vCPU thread between or inside
+ *    its execution slices, or by the main loop.  So the instruction count
+ *    is stable while an event is handled.
+ *
+ *  - Recording appends each event with the icount at which it happened.
+ *    There are no separate instruction-count events: the vCPU's progress
+ *    is implied by the icounts of the events themselves.
+ *
+ *  - Replaying keeps the first unconsumed ordered event ("the head").  The
+ *    vCPU is given exactly enough instructions to reach the head's icount;
+ *    the hook that produced the event in the recording consumes it there.
+ *    Value events wait in per-channel queues and are matched by icount.
+ */
+
+/* Value channels: where value events wait during replay. */
+typedef enum ReplayChannel {
+    REPLAY_CH_CLOCK_HOST,
+    REPLAY_CH_CLOCK_VIRTUAL_RT,
+    REPLAY_CH_RANDOM,
+    REPLAY_CH_CHAR_WRITE,
+    REPLAY_CH_CHAR_READ_ALL,
+    REPLAY_CH_AUDIO_OUT,
+    REPLAY_CH_AUDIO_IN,
+    REPLAY_CH__MAX
+} ReplayChannel;
+
+typedef struct ReplayState {
+    char *filename;
+    char *snapshot;             /* rrsnapshot= */
+    char *icount_shift;         /* shift= as given, for the fingerprint */
+    bool started;
+    bool gdb_attached;
+
+    /* record */
+    ReplayLogWriter *writer;
+    bool write_failed;
+
+    /* replay */
+    ReplayLogReader *reader;
+    ReplayEvent head;           /* valid when have_head */
+    bool have_head;
+    bool log_exhausted;         /* the reader returned everything */
+    GQueue pending;             /* decoded ordered events after the head */
+    GQueue channel[REPLAY_CH__MAX];
+    uint64_t decoded_icount;    /* icount of the last decoded event */
+    uint64_t consumed;          /* ordered events consumed */
+    int64_t break_icount;       /* -1: none */
+    bool at_end;
+
+    /* asynchronous events waiting to be recorded or replayed */
+    QemuMutex async_lock;
+    GQueue async;
+    uint64_t next_bh_id;
+    uint64_t next_block_id;
+    bool events_enabled;
+} ReplayState;
+
+extern ReplayState replay_state;
+
+/* replay.c */
+uint64_t replay_icount(void);
+void replay_record(ReplayEventKind kind, uint64_t icount, int64_t a0,
+                   int64_t a1, const void *data, uint32_t len);
+/* The head if it is of @kind at the current icount, else NULL. */
+ReplayEvent *replay_head_is(ReplayEventKind kind);
+/* Drop the head and make the next ordered event the head. */
+void replay_consume(void);
+/* Oldest value event of @ch at @icount; stale ones are dropped. */
+ReplayEvent *replay_value_take(ReplayChannel ch, uint64_t icount);
+void replay_value_free(ReplayEvent *ev);
+G_NORETURN void replay_fatal(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+/* replay-async.c */
+void replay_async_init(void);
+void replay_async_clear(void);
+bool replay_async_pending(void);
+/* Replay: run the head if it is an asynchronous event. */
+bool replay_async_run_head(void);
+
+/* replay-fingerprint.c */
+char *replay_fingerprint(void);
+bool replay_fingerprint_check(const char *recorded, const char *current,
+                              Error **errp);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * qrr: the replay log file (see replay-log.c for the format)
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef REPLAY_LOG_H
+#define REPLAY_LOG_H
+
+#include "replay-event.h"
+
+#define REPLAY_LOG_VERSION 1
+
+typedef struct ReplayLogWriter ReplayLogWriter;
+typedef struct ReplayLogReader ReplayLogReader;
+
+/* Tunables of the writer; zero fields take the defaults. */
+typedef struct ReplayLogWriterOptions {
+    size_t chunk_bytes;         /* seal a chunk at this raw size */
+    unsigned flush_ms;          /* seal and write at least this often */
+    int level;                  /* zlib level; -1 stores uncompressed */
+} ReplayLogWriterOptions;
+
+/*
+ * Create @path and write the header with @fingerprint (text).  Events are
+ * compressed and written by a thread of the writer's own.
+ */
+ReplayLogWriter *replay_log_create(const char *path, const char *fingerprint,
+                                   const ReplayLogWriterOptions *opts,
+                                   Error **errp);
+
+/*
+ * Append one event.  Thread-safe.  Returns false if the event cannot be
+ * encoded or the writer already failed (see replay_log_writer_error()).
+ */
+bool replay_log_append(ReplayLogWriter *w, const ReplayEvent *ev);
+
+/* Hand what is buffered to the writer thread and wait until it is on disk. */
+bool replay_log_sync(ReplayLogWriter *w, Error **errp);
+
+/* First write error seen by the writer thread, or NULL. */
+const char *replay_log_writer_error(ReplayLogWriter *w);
+
+uint64_t replay_log_bytes_written(ReplayLogWriter *w);
+
+/*
+ * Write the remaining events and the final chunk, close the file and free
+ * @w.  Returns false if anything failed on the way.
+ */
+bool replay_log_close(ReplayLogWriter *w, Error **errp);
+
+/*
+ * Open @path, check the header and verify every chunk.  A corrupt log is
+ * an error naming the offset and what is wrong.  A log whose valid chunks
+ * stop before the final one (a recording that was killed) opens; see
+ * replay_log_truncation().
+ */
+ReplayLogReader *replay_log_open(const char *path, Error **errp);
+
+const char *replay_log_fingerprint(ReplayLogReader *r);
+uint32_t replay_log_version(ReplayLogReader *r);
+
+/*
+ * NULL for a complete log; otherwise a sentence saying where and why the
+ * valid part ends.
+ */
+const char *replay_log_truncation(ReplayLogReader *r);
+
+/* Number of valid chunks and events, last icount of the valid part. */
+uint32_t replay_log_chunks(ReplayLogReader *r);
+uint64_t replay_log_events(ReplayLogReader *r);
+uint64_t replay_log_last_icount(ReplayLogReader *r);
+
+/*
+ * Next event in log order: 1 with @ev filled, 0 at the end of the valid
+ * part, -1 with @errp set when a chunk cannot be read back.
+ */
+int replay_log_next(ReplayLogReader *r, ReplayEvent *ev, Error **errp);
+
+void replay_log_close_reader(ReplayLogReader *r);
+
+#endif

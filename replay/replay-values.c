@@ -1,0 +1,178 @@
+/*
+ * qrr: value events: clock reads, random bytes, character device results
+ * and audio samples
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * A value event says "at icount N this read returned V".  Replay matches a
+ * read with the oldest recorded value of its channel at the same icount.
+ * Clock reads are also made by QEMU's own housekeeping, whose count is not
+ * deterministic: a clock read that finds no value returns the clock's
+ * previous value, and recorded values nobody asked for are skipped.  Every
+ * other channel feeds the guest directly, so a missing value there is a
+ * divergence and stops the replay with an error.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "system/replay.h"
+#include "audio/mixeng.h"
+#include "replay-internal.h"
+#include "trace.h"
+
+static int64_t last_clock[REPLAY_CLOCK_COUNT];
+
+static ReplayChannel clock_channel(ReplayClockKind kind)
+{
+    return kind == REPLAY_CLOCK_HOST ? REPLAY_CH_CLOCK_HOST
+                                     : REPLAY_CH_CLOCK_VIRTUAL_RT;
+}
+
+int64_t replay_save_clock(ReplayClockKind kind, int64_t clock,
+                          int64_t raw_icount)
+{
+    replay_record(REPLAY_EV_CLOCK, raw_icount, kind, clock, NULL, 0);
+    return clock;
+}
+
+int64_t replay_read_clock(ReplayClockKind kind, int64_t raw_icount)
+{
+    ReplayEvent *ev = replay_value_take(clock_channel(kind), raw_icount);
+
+    if (ev) {
+        last_clock[kind] = ev->arg[1];
+        replay_value_free(ev);
+    } else {
+        trace_replay_clock_miss(kind, raw_icount);
+    }
+    return last_clock[kind];
+}
+
+/* The value the guest must get at this icount, or a divergence. */
+static ReplayEvent *value_required(ReplayChannel ch, const char *what)
+{
+    uint64_t now = replay_icount();
+    ReplayEvent *ev = replay_value_take(ch, now);
+
+    if (!ev) {
+        replay_fatal("record/replay: replay diverged at icount %" PRIu64
+                     ": %s, but the recording has none there", now, what);
+    }
+    return ev;
+}
+
+void replay_save_random(int ret, void *buf, size_t len)
+{
+    replay_record(REPLAY_EV_RANDOM, replay_icount(), ret, 0, buf, len);
+}
+
+int replay_read_random(void *buf, size_t len)
+{
+    ReplayEvent *ev = value_required(REPLAY_CH_RANDOM,
+                                     "the guest asked for random bytes");
+    int ret = ev->arg[0];
+
+    if (ev->len != len) {
+        replay_fatal("record/replay: replay diverged at icount %" PRIu64
+                     ": the guest asked for %zu random bytes, the recording "
+                     "has %u", ev->icount, len, ev->len);
+    }
+    memcpy(buf, ev->data, len);
+    replay_value_free(ev);
+    return ret;
+}
+
+void replay_char_write_event_save(int res, int offset)
+{
+    replay_record(REPLAY_EV_CHAR_WRITE, replay_icount(), res, offset, NULL, 0);
+}
+
+void replay_char_write_event_load(int *res, int *offset)
+{
+    ReplayEvent *ev = value_required(REPLAY_CH_CHAR_WRITE,
+                                     "the guest wrote to a character device");
+
+    *res = ev->arg[0];
+    *offset = ev->arg[1];
+    replay_value_free(ev);
+}
+
+void replay_char_read_all_save_error(int res)
+{
+    replay_record(REPLAY_EV_CHAR_READ_ALL, replay_icount(), res, 0, NULL, 0);
+}
+
+void replay_char_read_all_save_buf(uint8_t *buf, int offset)
+{
+    replay_record(REPLAY_EV_CHAR_READ_ALL, replay_icount(), offset, 0,
+                  buf, offset);
+}
+
+int replay_char_read_all_load(uint8_t *buf)
+{
+    ReplayEvent *ev = value_required(REPLAY_CH_CHAR_READ_ALL,
+                                     "a device read from a character device");
+    int res = ev->arg[0];
+
+    if (res >= 0) {
+        memcpy(buf, ev->data, ev->len);
+        res = ev->len;
+    }
+    replay_value_free(ev);
+    return res;
+}
+
+void replay_audio_out(size_t *played)
+{
+    ReplayEvent *ev;
+
+    if (replay_mode == REPLAY_MODE_RECORD) {
+        replay_record(REPLAY_EV_AUDIO_OUT, replay_icount(), *played, 0,
+                      NULL, 0);
+    } else if (replay_mode == REPLAY_MODE_PLAY) {
+        ev = value_required(REPLAY_CH_AUDIO_OUT, "audio output was played");
+        *played = ev->arg[0];
+        replay_value_free(ev);
+    }
+}
+
+/*
+ * Audio input: the samples captured by this call end at *wpos in the ring
+ * of @size samples; they are stored oldest first.
+ */
+void replay_audio_in(size_t *recorded, void *samples, size_t *wpos,
+                     size_t size)
+{
+    struct st_sample *ring = samples;
+    const size_t ss = sizeof(struct st_sample);
+    g_autofree struct st_sample *flat = NULL;
+    ReplayEvent *ev;
+    size_t i, n, start;
+
+    if (replay_mode == REPLAY_MODE_RECORD) {
+        n = MIN(*recorded, size);
+        start = (*wpos + size - n) % size;
+        flat = g_new(struct st_sample, MAX(n, 1));
+        for (i = 0; i < n; i++) {
+            flat[i] = ring[(start + i) % size];
+        }
+        replay_record(REPLAY_EV_AUDIO_IN, replay_icount(), *recorded, *wpos,
+                      flat, n * ss);
+    } else if (replay_mode == REPLAY_MODE_PLAY) {
+        ev = value_required(REPLAY_CH_AUDIO_IN, "audio input was captured");
+        n = ev->len / ss;
+        if (n > size || ev->arg[1] < 0 || ev->arg[1] >= size) {
+            replay_fatal("record/replay: audio input at icount %" PRIu64
+                         " does not fit this run's buffer", ev->icount);
+        }
+        *recorded = ev->arg[0];
+        *wpos = ev->arg[1];
+        start = (*wpos + size - n) % size;
+        for (i = 0; i < n; i++) {
+            memcpy(&ring[(start + i) % size], ev->data + i * ss, ss);
+        }
+        replay_value_free(ev);
+    }
+}

@@ -1,0 +1,684 @@
+/*
+ * qrr: record/replay engine core: modes, the replay mutex, ordered events
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include "qemu/option.h"
+#include "qemu/main-loop.h"
+#include "qemu/timer.h"
+#include "system/replay.h"
+#include "system/runstate.h"
+#include "system/cpu-timers.h"
+#include "system/tcg.h"
+#include "hw/core/cpu.h"
+#include "replay-internal.h"
+#include "trace.h"
+
+ReplayMode replay_mode = REPLAY_MODE_NONE;
+ReplayState replay_state;
+
+/* How long a replay may make no progress before it is declared stuck. */
+#define REPLAY_STALL_MS 20000
+
+/* ---- the replay mutex ---- */
+
+/*
+ * A ticket lock: the main loop and the vCPU hand the replay mutex to each
+ * other in the order they asked for it, so neither can starve the other
+ * while the two ping-pong through a replay.
+ */
+static QemuMutex rr_lock;
+static QemuCond rr_cond;
+static uint64_t rr_next_ticket;
+static uint64_t rr_serving;
+static uint64_t rr_progress;    /* bumped when an ordered event is consumed */
+static __thread bool rr_held;
+
+static GPtrArray *blockers;
+static GQueue early;            /* events recorded before the log exists */
+static bool finished;
+
+static void rr_acquire(void)
+{
+    uint64_t me;
+
+    qemu_mutex_lock(&rr_lock);
+    me = rr_next_ticket++;
+    while (me != rr_serving) {
+        qemu_cond_wait(&rr_cond, &rr_lock);
+    }
+    qemu_mutex_unlock(&rr_lock);
+    rr_held = true;
+}
+
+static void rr_release(void)
+{
+    rr_held = false;
+    qemu_mutex_lock(&rr_lock);
+    rr_serving++;
+    qemu_cond_broadcast(&rr_cond);
+    qemu_mutex_unlock(&rr_lock);
+}
+
+void replay_mutex_lock(void)
+{
+    if (replay_mode == REPLAY_MODE_NONE) {
+        return;
+    }
+    g_assert(!bql_locked());
+    g_assert(!rr_held);
+    rr_acquire();
+}
+
+void replay_mutex_unlock(void)
+{
+    if (replay_mode == REPLAY_MODE_NONE) {
+        return;
+    }
+    g_assert(rr_held);
+    rr_release();
+}
+
+/*
+ * Give the replay mutex away until another thread consumes an event or
+ * @ms pass.  Called by the vCPU (without the BQL) when the next event is
+ * one that only the main loop can consume.
+ */
+static void rr_wait_progress(unsigned ms)
+{
+    uint64_t seen;
+
+    qemu_mutex_lock(&rr_lock);
+    seen = rr_progress;
+    rr_held = false;
+    rr_serving++;
+    qemu_cond_broadcast(&rr_cond);
+    if (rr_progress == seen) {
+        qemu_cond_timedwait(&rr_cond, &rr_lock, ms);
+    }
+    qemu_mutex_unlock(&rr_lock);
+    rr_acquire();
+}
+
+static void rr_note_progress(void)
+{
+    qemu_mutex_lock(&rr_lock);
+    rr_progress++;
+    qemu_cond_broadcast(&rr_cond);
+    qemu_mutex_unlock(&rr_lock);
+}
+
+/* ---- errors ---- */
+
+void replay_fatal(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    error_vreport(fmt, ap);
+    va_end(ap);
+    exit(1);
+}
+
+/* ---- instruction count ---- */
+
+uint64_t replay_icount(void)
+{
+    return icount_get_raw();
+}
+
+uint64_t replay_get_current_icount(void)
+{
+    return icount_get_raw();
+}
+
+/* ---- recording ---- */
+
+void replay_record(ReplayEventKind kind, uint64_t icount, int64_t a0,
+                   int64_t a1, const void *data, uint32_t len)
+{
+    ReplayEvent ev = {
+        .kind = kind, .icount = icount, .arg = { a0, a1 },
+        .data = (uint8_t *)data, .len = len,
+    };
+
+    trace_replay_record(replay_event_name(kind), icount, a0);
+    if (finished || replay_state.write_failed) {
+        return;
+    }
+    if (!replay_state.writer) {
+        ReplayEvent *copy = g_memdup2(&ev, sizeof(ev));
+
+        copy->data = len ? g_memdup2(data, len) : NULL;
+        g_queue_push_tail(&early, copy);
+        return;
+    }
+    if (!replay_log_append(replay_state.writer, &ev)) {
+        const char *why = replay_log_writer_error(replay_state.writer);
+
+        replay_state.write_failed = true;
+        error_report("record/replay: %s; recording stopped at icount %"
+                     PRIu64 ", the log keeps what came before",
+                     why ? why : "an event could not be encoded", icount);
+    }
+}
+
+/* ---- replaying: the head and the value channels ---- */
+
+static ReplayChannel channel_of(const ReplayEvent *ev)
+{
+    switch (ev->kind) {
+    case REPLAY_EV_CLOCK:
+        return ev->arg[0] == REPLAY_CLOCK_HOST ? REPLAY_CH_CLOCK_HOST
+                                                : REPLAY_CH_CLOCK_VIRTUAL_RT;
+    case REPLAY_EV_RANDOM:
+        return REPLAY_CH_RANDOM;
+    case REPLAY_EV_CHAR_WRITE:
+        return REPLAY_CH_CHAR_WRITE;
+    case REPLAY_EV_CHAR_READ_ALL:
+        return REPLAY_CH_CHAR_READ_ALL;
+    case REPLAY_EV_AUDIO_OUT:
+        return REPLAY_CH_AUDIO_OUT;
+    default:
+        return REPLAY_CH_AUDIO_IN;
+    }
+}
+
+/* Decode one more event; false at the end of the log. */
+static bool replay_decode(void)
+{
+    ReplayEvent *ev;
+    Error *err = NULL;
+    int r;
+
+    if (replay_state.log_exhausted) {
+        return false;
+    }
+    ev = g_new0(ReplayEvent, 1);
+    r = replay_log_next(replay_state.reader, ev, &err);
+    if (r < 0) {
+        replay_fatal("record/replay: %s", error_get_pretty(err));
+    }
+    if (r == 0) {
+        g_free(ev);
+        replay_state.log_exhausted = true;
+        return false;
+    }
+    replay_state.decoded_icount = ev->icount;
+    if (replay_event_is_value(ev->kind)) {
+        g_queue_push_tail(&replay_state.channel[channel_of(ev)], ev);
+    } else {
+        g_queue_push_tail(&replay_state.pending, ev);
+    }
+    return true;
+}
+
+/* The first unconsumed ordered event; an END is made up for a cut log. */
+static ReplayEvent *replay_head(void)
+{
+    ReplayEvent *ev;
+
+    while (g_queue_is_empty(&replay_state.pending)) {
+        if (!replay_decode()) {
+            ev = g_new0(ReplayEvent, 1);
+            ev->kind = REPLAY_EV_END;
+            ev->icount = replay_state.decoded_icount;
+            ev->arg[0] = 1;     /* the log was cut short */
+            g_queue_push_tail(&replay_state.pending, ev);
+        }
+    }
+    return g_queue_peek_head(&replay_state.pending);
+}
+
+ReplayEvent *replay_head_is(ReplayEventKind kind)
+{
+    ReplayEvent *h;
+
+    if (replay_mode != REPLAY_MODE_PLAY || finished) {
+        return NULL;
+    }
+    h = replay_head();
+    if (h->kind != kind || h->icount != replay_icount()) {
+        return NULL;
+    }
+    return h;
+}
+
+void replay_consume(void)
+{
+    ReplayEvent *ev = g_queue_pop_head(&replay_state.pending);
+
+    trace_replay_consume(replay_event_name(ev->kind), ev->icount);
+    replay_event_clear(ev);
+    g_free(ev);
+    replay_state.consumed++;
+    rr_note_progress();
+    /* whoever must consume the next event may be asleep */
+    if (replay_head()->icount == replay_icount()) {
+        qemu_notify_event();
+    }
+}
+
+ReplayEvent *replay_value_take(ReplayChannel ch, uint64_t icount)
+{
+    GQueue *q = &replay_state.channel[ch];
+    ReplayEvent *ev;
+
+    while (replay_state.decoded_icount <= icount && replay_decode()) {
+        /* decode everything up to @icount */
+    }
+    while ((ev = g_queue_peek_head(q)) && ev->icount < icount) {
+        trace_replay_value_stale(replay_event_name(ev->kind), ev->icount,
+                                 icount);
+        replay_value_free(g_queue_pop_head(q));
+    }
+    if (ev && ev->icount == icount) {
+        return g_queue_pop_head(q);
+    }
+    return NULL;
+}
+
+void replay_value_free(ReplayEvent *ev)
+{
+    if (ev) {
+        replay_event_clear(ev);
+        g_free(ev);
+    }
+}
+
+/* Events that only the main loop consumes; the vCPU waits for them. */
+static bool replay_head_wants_main_loop(const ReplayEvent *h)
+{
+    if (h->kind == REPLAY_EV_SHUTDOWN) {
+        return true;
+    }
+    if (h->kind != REPLAY_EV_CHECKPOINT) {
+        return false;
+    }
+    switch (h->arg[0]) {
+    case CHECKPOINT_CLOCK_WARP_ACCOUNT:
+    case CHECKPOINT_CLOCK_VIRTUAL:
+        return false;
+    default:
+        return true;
+    }
+}
+
+static void replay_check_stall(void)
+{
+    static uint64_t last_consumed = UINT64_MAX;
+    static int64_t since;
+    int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    ReplayEvent *h;
+
+    if (replay_state.consumed != last_consumed || !runstate_is_running()) {
+        last_consumed = replay_state.consumed;
+        since = now;
+        return;
+    }
+    if (now - since < REPLAY_STALL_MS) {
+        return;
+    }
+    h = replay_head();
+    replay_fatal("record/replay: replay stuck at icount %" PRIu64 ": the "
+                 "log's next event is %s (argument %" PRId64 ") at icount %"
+                 PRIu64 " and nothing consumed it for %d s; the replay has "
+                 "diverged from the recording", replay_icount(),
+                 replay_event_name(h->kind), h->arg[0], h->icount,
+                 REPLAY_STALL_MS / 1000);
+}
+
+int replay_get_instructions(void)
+{
+    uint64_t now, target;
+    ReplayEvent *h;
+
+    if (replay_mode != REPLAY_MODE_PLAY || finished) {
+        return 0;
+    }
+    now = replay_icount();
+    h = replay_head();
+    if (h->icount < now) {
+        replay_fatal("record/replay: replay diverged: the vCPU reached icount "
+                     "%" PRIu64 " but the log's next event (%s) is at icount "
+                     "%" PRIu64, now, replay_event_name(h->kind), h->icount);
+    }
+    target = h->icount;
+    if (replay_state.break_icount >= 0 &&
+        (uint64_t)replay_state.break_icount >= now) {
+        target = MIN(target, (uint64_t)replay_state.break_icount);
+    }
+    if (target > now) {
+        trace_replay_budget(now, target);
+        return MIN(target - now, INT32_MAX);
+    }
+    replay_check_stall();
+    if (replay_head_wants_main_loop(h) && !bql_locked()) {
+        qemu_notify_event();
+        rr_wait_progress(10);
+    }
+    return 0;
+}
+
+void replay_account_executed_instructions(void)
+{
+    if (replay_mode != REPLAY_MODE_PLAY || finished) {
+        return;
+    }
+    if (replay_state.break_icount >= 0 &&
+        replay_icount() >= (uint64_t)replay_state.break_icount) {
+        replay_state.break_icount = -1;
+        qemu_system_vmstop_request_prepare();
+        qemu_system_vmstop_request(RUN_STATE_PAUSED);
+    }
+    if (replay_head()->icount == replay_icount()) {
+        qemu_notify_event();
+    }
+}
+
+/* ---- ordered events ---- */
+
+bool replay_checkpoint(ReplayCheckpoint checkpoint)
+{
+    ReplayEvent *h;
+
+    switch (replay_mode) {
+    case REPLAY_MODE_RECORD:
+        replay_record(REPLAY_EV_CHECKPOINT, replay_icount(), checkpoint, 0,
+                      NULL, 0);
+        return true;
+    case REPLAY_MODE_PLAY:
+        h = replay_head_is(REPLAY_EV_CHECKPOINT);
+        if (!h || h->arg[0] != checkpoint) {
+            return false;
+        }
+        replay_consume();
+        return true;
+    default:
+        return true;
+    }
+}
+
+static bool replay_sync_event(ReplayEventKind kind)
+{
+    switch (replay_mode) {
+    case REPLAY_MODE_RECORD:
+        replay_record(kind, replay_icount(), 0, 0, NULL, 0);
+        return true;
+    case REPLAY_MODE_PLAY:
+        if (!replay_head_is(kind)) {
+            return false;
+        }
+        replay_consume();
+        return true;
+    default:
+        return true;
+    }
+}
+
+bool replay_exception(void)
+{
+    return replay_sync_event(REPLAY_EV_EXCEPTION);
+}
+
+bool replay_has_exception(void)
+{
+    return replay_head_is(REPLAY_EV_EXCEPTION) != NULL;
+}
+
+bool replay_interrupt(void)
+{
+    return replay_sync_event(REPLAY_EV_INTERRUPT);
+}
+
+bool replay_has_interrupt(void)
+{
+    if (replay_mode != REPLAY_MODE_PLAY) {
+        return true;
+    }
+    return replay_head_is(REPLAY_EV_INTERRUPT) != NULL;
+}
+
+bool replay_has_event(void)
+{
+    if (replay_mode != REPLAY_MODE_PLAY || finished) {
+        return false;
+    }
+    return replay_head()->kind != REPLAY_EV_END;
+}
+
+void replay_shutdown_request(ShutdownCause cause)
+{
+    if (replay_mode == REPLAY_MODE_RECORD) {
+        replay_record(REPLAY_EV_SHUTDOWN, replay_icount(), cause, 0, NULL, 0);
+    } else if (replay_head_is(REPLAY_EV_SHUTDOWN)) {
+        replay_consume();
+    }
+}
+
+/* The replay reached the recorded end (or the end of a cut log). */
+static void replay_reached_end(ReplayEvent *h)
+{
+    const char *cut = replay_log_truncation(replay_state.reader);
+
+    if (replay_state.at_end) {
+        return;
+    }
+    replay_state.at_end = true;
+    if (h->arg[0]) {
+        error_report("record/replay: %s; replay stopped at icount %" PRIu64
+                     ", the end of the log's valid part",
+                     cut ? cut : "the log ends early", h->icount);
+        qemu_system_shutdown_request_with_code(SHUTDOWN_CAUSE_HOST_ERROR, 1);
+        return;
+    }
+    info_report("record/replay: replay reached the end of the log at icount "
+                "%" PRIu64, h->icount);
+    if (replay_state.gdb_attached) {
+        qemu_system_vmstop_request_prepare();
+        qemu_system_vmstop_request(RUN_STATE_PAUSED);
+    } else {
+        qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
+    }
+}
+
+/*
+ * A place in the vCPU loop and in the main loop where events that came
+ * from outside the guest are delivered.
+ */
+void replay_async_events(void)
+{
+    ReplayEvent *h;
+
+    if (!replay_events_enabled() || finished) {
+        return;
+    }
+    if (replay_mode == REPLAY_MODE_RECORD) {
+        replay_async_run_head();
+        return;
+    }
+    while (replay_async_run_head()) {
+        /* deliver everything due now */
+    }
+    h = replay_head_is(REPLAY_EV_SHUTDOWN);
+    if (h) {
+        ShutdownCause cause = h->arg[0];
+
+        replay_consume();
+        qemu_system_shutdown_request(cause);
+    } else if ((h = replay_head_is(REPLAY_EV_END))) {
+        replay_reached_end(h);
+    }
+}
+
+/* ---- set-up and tear-down ---- */
+
+void replay_add_blocker(const char *feature)
+{
+    if (!blockers) {
+        blockers = g_ptr_array_new_with_free_func(g_free);
+    }
+    g_ptr_array_add(blockers, g_strdup(feature));
+}
+
+static void replay_check_blockers(void)
+{
+    if (blockers && blockers->len) {
+        error_report("record/replay does not support %s",
+                     (char *)g_ptr_array_index(blockers, 0));
+        exit(1);
+    }
+}
+
+const char *replay_get_filename(void)
+{
+    return replay_state.filename;
+}
+
+void replay_configure(QemuOpts *opts)
+{
+    const char *rr, *file;
+    Error *err = NULL;
+    ReplayMode mode;
+    int fd;
+
+    rr = opts ? qemu_opt_get(opts, "rr") : NULL;
+    if (!rr || !strcmp(rr, "off")) {
+        return;
+    }
+    if (!strcmp(rr, "record")) {
+        mode = REPLAY_MODE_RECORD;
+    } else if (!strcmp(rr, "replay")) {
+        mode = REPLAY_MODE_PLAY;
+    } else {
+        error_report("-icount rr=%s: expected record, replay or off", rr);
+        exit(1);
+    }
+    file = qemu_opt_get(opts, "rrfile");
+    if (!file || !*file) {
+        error_report("-icount rr=%s needs rrfile=FILE", rr);
+        exit(1);
+    }
+
+    replay_state.filename = g_strdup(file);
+    replay_state.snapshot = g_strdup(qemu_opt_get(opts, "rrsnapshot"));
+    replay_state.icount_shift = g_strdup(qemu_opt_get(opts, "shift"));
+    replay_state.break_icount = -1;
+    replay_async_init();
+
+    if (mode == REPLAY_MODE_PLAY) {
+        replay_state.reader = replay_log_open(file, &err);
+        if (!replay_state.reader) {
+            error_report_err(err);
+            exit(1);
+        }
+    } else {
+        /* fail now, not after machine creation, if F can't be written */
+        fd = qemu_create(file, O_WRONLY | O_BINARY, 0644, &err);
+        if (fd < 0) {
+            error_report_err(err);
+            exit(1);
+        }
+        close(fd);
+    }
+
+    qemu_mutex_init(&rr_lock);
+    qemu_cond_init(&rr_cond);
+    runstate_replay_enable();
+    replay_mode = mode;
+    /* The main thread holds the replay mutex from here on (see main()). */
+    rr_acquire();
+}
+
+static void replay_start_record(const char *fingerprint)
+{
+    ReplayEvent *ev;
+    Error *err = NULL;
+
+    replay_state.writer = replay_log_create(replay_state.filename,
+                                            fingerprint, NULL, &err);
+    if (!replay_state.writer) {
+        error_report_err(err);
+        exit(1);
+    }
+    while ((ev = g_queue_pop_head(&early))) {
+        replay_log_append(replay_state.writer, ev);
+        replay_event_clear(ev);
+        g_free(ev);
+    }
+}
+
+static void replay_start_replay(const char *fingerprint)
+{
+    const char *cut = replay_log_truncation(replay_state.reader);
+    Error *err = NULL;
+
+    if (!replay_fingerprint_check(replay_log_fingerprint(replay_state.reader),
+                                  fingerprint, &err)) {
+        error_report_err(err);
+        exit(1);
+    }
+    if (cut) {
+        warn_report("record/replay: %s; replaying its valid part (up to "
+                    "icount %" PRIu64 ")", cut,
+                    replay_log_last_icount(replay_state.reader));
+    }
+}
+
+void replay_start(void)
+{
+    g_autofree char *fingerprint = NULL;
+
+    if (replay_mode == REPLAY_MODE_NONE) {
+        return;
+    }
+    replay_check_blockers();
+    if (!tcg_enabled() || !icount_enabled()) {
+        error_report("record/replay needs TCG with -icount shift=N|auto");
+        exit(1);
+    }
+    fingerprint = replay_fingerprint();
+    if (replay_mode == REPLAY_MODE_RECORD) {
+        replay_start_record(fingerprint);
+    } else {
+        replay_start_replay(fingerprint);
+    }
+    replay_state.started = true;
+    replay_enable_events();
+}
+
+void replay_finish(void)
+{
+    Error *err = NULL;
+    uint64_t now;
+
+    if (replay_mode == REPLAY_MODE_NONE || finished) {
+        return;
+    }
+    now = replay_icount();
+    if (replay_mode == REPLAY_MODE_RECORD) {
+        replay_record(REPLAY_EV_END, now, 0, 0, NULL, 0);
+        finished = true;
+        if (replay_state.writer &&
+            !replay_log_close(replay_state.writer, &err)) {
+            error_report_err(err);
+        }
+        replay_state.writer = NULL;
+    } else {
+        finished = true;
+        if (replay_state.started &&
+            now < replay_log_last_icount(replay_state.reader)) {
+            warn_report("record/replay: replay stopped at icount %" PRIu64
+                        " before the end of the log (icount %" PRIu64 ")",
+                        now, replay_log_last_icount(replay_state.reader));
+        }
+        replay_log_close_reader(replay_state.reader);
+        replay_state.reader = NULL;
+    }
+}

@@ -1,0 +1,33 @@
+#!/bin/bash
+# Configure (once) and build QEMU in $QRR_BUILD/<flavour>/qemu.
+#   build-qemu.sh qrr|upstream
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+flavour=${1:-qrr}
+src=$QRR_BUILD/$flavour/src
+bld=$QRR_BUILD/$flavour/qemu
+
+opts=(
+    --python=/usr/bin/python3
+    --target-list="$QRR_TARGETS"
+    --with-devices-x86_64=qrr --with-devices-aarch64=qrr
+    --without-default-features --without-default-devices --enable-tcg --enable-slirp
+    --enable-fdt=system --enable-tools --disable-docs
+    --disable-install-blobs --enable-werror --enable-trace-backends=log
+    --firmwarepath="$QRR_FIRMWARE"
+)
+optstamp=$(printf '%s\n' "${opts[@]}" | sha256sum | cut -d' ' -f1)
+
+if [ ! -f "$bld/build.ninja" ] || [ "$(cat "$bld/.qrr-opts" 2>/dev/null)" != "$optstamp" ]; then
+    qrr_log "configuring $flavour QEMU in $bld"
+    rm -rf "$bld"
+    mkdir -p "$bld"
+    (cd "$bld" && "$src/configure" "${opts[@]}") > "$bld.configure.log" 2>&1 ||
+        { tail -30 "$bld.configure.log" >&2; qrr_die "configure failed (log: $bld.configure.log)"; }
+    echo "$optstamp" > "$bld/.qrr-opts"
+fi
+
+qrr_log "building $flavour QEMU (ninja in $bld)"
+ninja -C "$bld" ${QRR_NINJA_JOBS:+-j "$QRR_NINJA_JOBS"} \
+    qemu-system-x86_64 qemu-system-aarch64 qemu-img
