@@ -124,12 +124,6 @@ static int coroutine_fn GRAPH_RDLOCK blkreplay_co_flush(BlockDriverState *bs)
     return ret;
 }
 
-static int blkreplay_snapshot_goto(BlockDriverState *bs,
-                                   const char *snapshot_id, Error **errp)
-{
-    return bdrv_snapshot_goto(bs->file->bs, snapshot_id, errp);
-}
-
 static BlockDriver bdrv_blkreplay = {
     .format_name            = "blkreplay",
     .instance_size          = 0,
@@ -145,7 +139,6 @@ static BlockDriver bdrv_blkreplay = {
     .bdrv_co_pdiscard       = blkreplay_co_pdiscard,
     .bdrv_co_flush          = blkreplay_co_flush,
 
-    .bdrv_snapshot_goto     = blkreplay_snapshot_goto,
 };
 
 static void bdrv_blkreplay_init(void)

@@ -28,6 +28,7 @@
 #include "ui/input.h"
 #include "ui/console.h"
 #include "replay-internal.h"
+#include "qemu/iov.h"
 #include "trace.h"
 
 typedef struct ReplayAsync {

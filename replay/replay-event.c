@@ -103,10 +103,10 @@ static int get_uleb(const uint8_t *p, size_t len, uint64_t *v)
 
 static int get_sleb(const uint8_t *p, size_t len, int64_t *v)
 {
-    uint64_t u;
+    uint64_t u = 0;
     int n = get_uleb(p, len, &u);
 
-    *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+    *v = (int64_t)((u >> 1) ^ -(u & 1));
     return n;
 }
 
@@ -141,7 +141,7 @@ bool replay_event_encode(ReplayCoder *c, GByteArray *out,
     c->icount = ev->icount;
     for (i = 0; i < s->nargs; i++) {
         if (clk && i == 1) {
-            put_sleb(out, ev->arg[1] - *clk);
+            put_sleb(out, (int64_t)((uint64_t)ev->arg[1] - (uint64_t)*clk));
             *clk = ev->arg[1];
         } else {
             put_sleb(out, ev->arg[i]);
@@ -204,7 +204,7 @@ int replay_event_decode(ReplayCoder *c, const uint8_t *buf, size_t len,
         return -1;
     }
     if (clk) {
-        ev->arg[1] += *clk;
+        ev->arg[1] = (int64_t)((uint64_t)ev->arg[1] + (uint64_t)*clk);
         *clk = ev->arg[1];
     }
     if (s->data) {

@@ -85,6 +85,14 @@ ReplayEvent *replay_head_is(ReplayEventKind kind);
 void replay_consume(void);
 /* Oldest value event of @ch at @icount; stale ones are dropped. */
 ReplayEvent *replay_value_take(ReplayChannel ch, uint64_t icount);
+
+/*
+ * True when a clock read of this thread can change the guest and is
+ * therefore logged: in the vCPU thread, while the machine is built (before
+ * the main loop first polls), and in the main loop's ordered steps.
+ */
+bool replay_in_ordered_step(void);
+void replay_set_ordered_step(bool on);
 void replay_value_free(ReplayEvent *ev);
 G_NORETURN void replay_fatal(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 

@@ -500,7 +500,7 @@ static bool reader_header(ReplayLogReader *r, uint64_t fsize, Error **errp)
         error_setg_errno(errp, errno, "%s: cannot read the header", r->path);
         return false;
     }
-    if (crc32(0, hdr, hlen - 4) != ldl_le_p(hdr + hlen - 4)) {
+    if (crc32(0, hdr, hlen - 4) != (uint32_t)ldl_le_p(hdr + hlen - 4)) {
         error_setg(errp, "%s: offset %u: header checksum mismatch", r->path,
                    hlen - 4);
         return false;
@@ -521,7 +521,7 @@ static bool chunk_header_parse(ReplayLogReader *r, const uint8_t *h,
                    r->path, off, expect_seq);
         return false;
     }
-    if (crc32(0, h, 44) != ldl_le_p(h + 44)) {
+    if (crc32(0, h, 44) != (uint32_t)ldl_le_p(h + 44)) {
         error_setg(errp, "%s: offset %" PRIu64 ": chunk %u header checksum "
                    "mismatch", r->path, off, expect_seq);
         return false;

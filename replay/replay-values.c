@@ -7,12 +7,11 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
  * A value event says "at icount N this read returned V".  Replay matches a
- * read with the oldest recorded value of its channel at the same icount.
- * Clock reads are also made by QEMU's own housekeeping, whose count is not
- * deterministic: a clock read that finds no value returns the clock's
- * previous value, and recorded values nobody asked for are skipped.  Every
- * other channel feeds the guest directly, so a missing value there is a
- * divergence and stops the replay with an error.
+ * read with the oldest recorded value of its channel at the same icount;
+ * a read that finds none is a divergence and stops the replay with an
+ * error.  Clock reads are logged only when they can change the guest (see
+ * replay_in_ordered_step()); the main loop's other reads, which only size
+ * its poll timeout, see the host's clock in both modes.
  */
 
 #include "qemu/osdep.h"
@@ -21,8 +20,6 @@
 #include "audio/mixeng.h"
 #include "replay-internal.h"
 #include "trace.h"
-
-static int64_t last_clock[REPLAY_CLOCK_COUNT];
 
 static ReplayChannel clock_channel(ReplayClockKind kind)
 {
@@ -33,21 +30,31 @@ static ReplayChannel clock_channel(ReplayClockKind kind)
 int64_t replay_save_clock(ReplayClockKind kind, int64_t clock,
                           int64_t raw_icount)
 {
-    replay_record(REPLAY_EV_CLOCK, raw_icount, kind, clock, NULL, 0);
+    if (replay_in_ordered_step()) {
+        replay_record(REPLAY_EV_CLOCK, raw_icount, kind, clock, NULL, 0);
+    }
     return clock;
 }
 
-int64_t replay_read_clock(ReplayClockKind kind, int64_t raw_icount)
+int64_t replay_read_clock(ReplayClockKind kind, int64_t clock,
+                          int64_t raw_icount)
 {
-    ReplayEvent *ev = replay_value_take(clock_channel(kind), raw_icount);
+    ReplayEvent *ev;
 
-    if (ev) {
-        last_clock[kind] = ev->arg[1];
-        replay_value_free(ev);
-    } else {
-        trace_replay_clock_miss(kind, raw_icount);
+    if (!replay_in_ordered_step()) {
+        trace_replay_clock_unordered(kind, raw_icount);
+        return clock;
     }
-    return last_clock[kind];
+    ev = replay_value_take(clock_channel(kind), raw_icount);
+    if (!ev) {
+        replay_fatal("record/replay: replay diverged at icount %" PRIu64
+                     ": the %s clock was read, but the recording has no "
+                     "read there", raw_icount,
+                     kind == REPLAY_CLOCK_HOST ? "host" : "virtual-rt");
+    }
+    clock = ev->arg[1];
+    replay_value_free(ev);
+    return clock;
 }
 
 /* The value the guest must get at this icount, or a divergence. */

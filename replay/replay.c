@@ -15,6 +15,7 @@
 #include "system/replay.h"
 #include "system/runstate.h"
 #include "system/cpu-timers.h"
+#include "system/cpus.h"
 #include "system/tcg.h"
 #include "hw/core/cpu.h"
 #include "replay-internal.h"
@@ -39,6 +40,14 @@ static uint64_t rr_next_ticket;
 static uint64_t rr_serving;
 static uint64_t rr_progress;    /* bumped when an ordered event is consumed */
 static __thread bool rr_held;
+
+/*
+ * Ordered steps of the main thread (see replay_in_ordered_step()): set by a
+ * matched checkpoint or while asynchronous events are delivered, cleared
+ * where the guarded code ends and before the main loop polls.
+ */
+static __thread bool in_ordered_step;
+static bool main_loop_polled;   /* the machine is built; the loop runs */
 
 static GPtrArray *blockers;
 static GQueue early;            /* events recorded before the log exists */
@@ -82,7 +91,26 @@ void replay_mutex_unlock(void)
         return;
     }
     g_assert(rr_held);
+    if (!qemu_in_vcpu_thread()) {
+        main_loop_polled = true;
+        in_ordered_step = false;
+    }
     rr_release();
+}
+
+bool replay_in_ordered_step(void)
+{
+    return qemu_in_vcpu_thread() || in_ordered_step || !main_loop_polled;
+}
+
+void replay_set_ordered_step(bool on)
+{
+    in_ordered_step = on;
+}
+
+void replay_checkpoint_end(void)
+{
+    in_ordered_step = false;
 }
 
 /*
@@ -358,6 +386,15 @@ int replay_get_instructions(void)
         trace_replay_budget(now, target);
         return MIN(target - now, INT32_MAX);
     }
+    if (h->kind == REPLAY_EV_EXCEPTION && h->icount == target) {
+        /*
+         * A faulting instruction is not counted: the exception recorded
+         * at @now is raised by executing the next instruction, which must
+         * be allowed to start.  If it completes instead, the vCPU passes
+         * the event and the divergence is reported above.
+         */
+        return 1;
+    }
     replay_check_stall();
     if (replay_head_wants_main_loop(h) && !bql_locked()) {
         qemu_notify_event();
@@ -392,13 +429,16 @@ bool replay_checkpoint(ReplayCheckpoint checkpoint)
     case REPLAY_MODE_RECORD:
         replay_record(REPLAY_EV_CHECKPOINT, replay_icount(), checkpoint, 0,
                       NULL, 0);
+        in_ordered_step = true;
         return true;
     case REPLAY_MODE_PLAY:
         h = replay_head_is(REPLAY_EV_CHECKPOINT);
         if (!h || h->arg[0] != checkpoint) {
+            in_ordered_step = false;
             return false;
         }
         replay_consume();
+        in_ordered_step = true;
         return true;
     default:
         return true;
@@ -499,13 +539,17 @@ void replay_async_events(void)
     if (!replay_events_enabled() || finished) {
         return;
     }
+    /* what the delivered events run is ordered: its clock reads count */
+    in_ordered_step = true;
     if (replay_mode == REPLAY_MODE_RECORD) {
         replay_async_run_head();
+        in_ordered_step = false;
         return;
     }
     while (replay_async_run_head()) {
         /* deliver everything due now */
     }
+    in_ordered_step = false;
     h = replay_head_is(REPLAY_EV_SHUTDOWN);
     if (h) {
         ShutdownCause cause = h->arg[0];
@@ -590,8 +634,8 @@ void replay_configure(QemuOpts *opts)
 
     qemu_mutex_init(&rr_lock);
     qemu_cond_init(&rr_cond);
-    runstate_replay_enable();
     replay_mode = mode;
+    runstate_replay_enable();
     /* The main thread holds the replay mutex from here on (see main()). */
     rr_acquire();
 }

@@ -31,3 +31,14 @@ fi
 qrr_log "building $flavour QEMU (ninja in $bld)"
 ninja -C "$bld" ${QRR_NINJA_JOBS:+-j "$QRR_NINJA_JOBS"} \
     qemu-system-x86_64 qemu-system-aarch64 qemu-img
+
+# A binary run from the build dir looks for firmware under qemu-bundle/
+# (the relocatable install tree): point those dirs at Debian's firmware.
+IFS=: read -ra fwdirs <<< "$QRR_FIRMWARE"
+for d in "${fwdirs[@]}"; do
+    link=$bld/qemu-bundle$d
+    if [ ! -e "$link" ]; then
+        mkdir -p "$(dirname "$link")"
+        ln -sfn "$d" "$link"
+    fi
+done

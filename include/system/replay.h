@@ -95,15 +95,31 @@ void replay_account_executed_instructions(void);
 
 /* ---- clocks ---- */
 
+/*
+ * Clock reads that can change the guest are logged; the others are not.
+ * A read changes the guest when it is made by the vCPU thread, while the
+ * machine is being built, or by the main loop inside an ordered step (a
+ * checkpoint that matched, or delivery of an asynchronous event): those
+ * happen at the same icount and in the same order in record and replay,
+ * and replay gives them the recorded values.  Any other read only sizes a
+ * main-loop timeout, so it sees the host's clock in both modes.
+ */
 int64_t replay_save_clock(ReplayClockKind kind, int64_t clock,
                           int64_t raw_icount);
-int64_t replay_read_clock(ReplayClockKind kind, int64_t raw_icount);
+int64_t replay_read_clock(ReplayClockKind kind, int64_t clock,
+                          int64_t raw_icount);
+
+/*
+ * End the ordered step opened by the last matched checkpoint of this
+ * thread (called where the code that the checkpoint guards ends).
+ */
+void replay_checkpoint_end(void);
 
 /* Read a clock through the log: recorded in record, taken from it in replay */
 #define REPLAY_CLOCK(clock, value)                                      \
     !icount_enabled() ? (value) :                                       \
     (replay_mode == REPLAY_MODE_PLAY                                    \
-        ? replay_read_clock((clock), icount_get_raw())                  \
+        ? replay_read_clock((clock), (value), icount_get_raw())         \
         : replay_mode == REPLAY_MODE_RECORD                             \
             ? replay_save_clock((clock), (value), icount_get_raw())     \
             : (value))
@@ -112,7 +128,7 @@ int64_t replay_read_clock(ReplayClockKind kind, int64_t raw_icount);
 #define REPLAY_CLOCK_LOCKED(clock, value)                               \
     !icount_enabled() ? (value) :                                       \
     (replay_mode == REPLAY_MODE_PLAY                                    \
-        ? replay_read_clock((clock), icount_get_raw_locked())           \
+        ? replay_read_clock((clock), (value), icount_get_raw_locked())  \
         : replay_mode == REPLAY_MODE_RECORD                             \
             ? replay_save_clock((clock), (value), icount_get_raw_locked()) \
             : (value))

@@ -1,0 +1,51 @@
+# qrr: one-command entry points.  See README.md.
+#
+#   make            set up the host, build, record+replay the default guest
+#   make check      build and run the test suite (what .ci/run runs)
+#   make build      only build QEMU with qrr (qemu-system-x86_64/aarch64, qemu-img)
+#   make bench      build upstream's replay too and print the comparison table
+#   make matrix     the full device matrix, N=10 runs per cell
+
+SHELL := /bin/bash
+T := tooling
+
+.PHONY: all demo setup build guests check unit functional bench matrix clean
+
+all: demo
+
+setup:
+	@bash $(T)/setup-host.sh
+
+build: setup
+	@bash $(T)/fetch-base.sh
+	@bash $(T)/assemble.sh qrr
+	@bash $(T)/build-qemu.sh qrr
+
+guests: setup
+	@bash tests/guest/build-guest.sh x86_64
+	@bash tests/guest/build-guest.sh aarch64
+
+demo: build guests
+	@bash $(T)/demo.sh
+
+unit: build
+	@bash $(T)/run-unit.sh
+
+functional: build guests
+	@bash $(T)/run-functional.sh $(TESTS)
+
+check: build guests
+	@bash $(T)/run-unit.sh
+	@bash $(T)/run-functional.sh $(TESTS)
+
+matrix: build guests
+	@QRR_MATRIX=full QRR_REPEAT=$${N:-10} bash $(T)/run-functional.sh tests/functional/qrr/test_matrix.py
+
+bench: build guests
+	@bash $(T)/fetch-base.sh
+	@bash $(T)/assemble.sh upstream
+	@bash $(T)/build-qemu.sh upstream
+	@bash $(T)/bench.sh
+
+clean:
+	rm -rf build

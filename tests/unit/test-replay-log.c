@@ -1,0 +1,446 @@
+/*
+ * qrr: tests for the replay log format and the event encoding
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "../../replay/replay-log.h"
+
+static char *tmpdir;
+
+static char *tmp_path(const char *name)
+{
+    return g_build_filename(tmpdir, name, NULL);
+}
+
+/* One event of each kind, with awkward values. */
+static void make_events(GPtrArray *evs, uint64_t *icount)
+{
+    static const uint8_t blob[] = { 0, 1, 0x80, 0xff, 0x7f, 42 };
+    int k;
+
+    for (k = 0; k < REPLAY_EV__MAX; k++) {
+        ReplayEvent *ev = g_new0(ReplayEvent, 1);
+
+        ev->kind = k;
+        *icount += k * 1000003ull;
+        ev->icount = *icount;
+        ev->arg[0] = k == REPLAY_EV_CLOCK ? k % 2 : -(int64_t)k * 77;
+        ev->arg[1] = k == REPLAY_EV_CLOCK ? INT64_C(1700000000123456789) + k
+                                          : INT64_MAX - k;
+        ev->arg[2] = 0;
+        if (k == REPLAY_EV_ASYNC_INPUT || k == REPLAY_EV_ASYNC_CHAR_READ ||
+            k == REPLAY_EV_ASYNC_NET || k == REPLAY_EV_RANDOM ||
+            k == REPLAY_EV_CHAR_READ_ALL || k == REPLAY_EV_AUDIO_IN) {
+            ev->len = sizeof(blob) - (k % 3);
+            ev->data = g_memdup2(blob, ev->len);
+        }
+        g_ptr_array_add(evs, ev);
+    }
+}
+
+static void free_event(gpointer p)
+{
+    replay_event_clear(p);
+    g_free(p);
+}
+
+/* Compare the fields that @kind's shape stores. */
+static void assert_same(const ReplayEvent *a, const ReplayEvent *b)
+{
+    g_assert_cmpint(a->kind, ==, b->kind);
+    g_assert_cmpuint(a->icount, ==, b->icount);
+    g_assert_cmpuint(a->len, ==, b->len);
+    if (a->len) {
+        g_assert(!memcmp(a->data, b->data, a->len));
+    }
+}
+
+static void test_event_roundtrip(void)
+{
+    g_autoptr(GPtrArray) evs = g_ptr_array_new_with_free_func(free_event);
+    g_autoptr(GByteArray) buf = g_byte_array_new();
+    ReplayCoder enc, dec;
+    uint64_t icount = 5;
+    size_t pos = 0;
+    guint i;
+
+    make_events(evs, &icount);
+    make_events(evs, &icount);
+    replay_coder_reset(&enc, 3);
+    for (i = 0; i < evs->len; i++) {
+        g_assert(replay_event_encode(&enc, buf, evs->pdata[i]));
+    }
+    replay_coder_reset(&dec, 3);
+    for (i = 0; i < evs->len; i++) {
+        ReplayEvent out;
+        const char *why = NULL;
+        int n = replay_event_decode(&dec, buf->data + pos, buf->len - pos,
+                                    &out, &why);
+
+        g_assert_cmpint(n, >, 0);
+        pos += n;
+        assert_same(evs->pdata[i], &out);
+        if (out.kind == REPLAY_EV_CLOCK || out.kind == REPLAY_EV_ASYNC_NET ||
+            out.kind == REPLAY_EV_CHAR_WRITE) {
+            const ReplayEvent *in = evs->pdata[i];
+
+            g_assert_cmpint(out.arg[0], ==, in->arg[0]);
+            g_assert_cmpint(out.arg[1], ==, in->arg[1]);
+        }
+        replay_event_clear(&out);
+    }
+    g_assert_cmpuint(pos, ==, buf->len);
+}
+
+static void test_event_rejects(void)
+{
+    g_autoptr(GByteArray) buf = g_byte_array_new();
+    ReplayEvent ev = { .kind = REPLAY_EV_INTERRUPT, .icount = 10 };
+    ReplayEvent out;
+    ReplayCoder c;
+    const char *why;
+    uint8_t bad_kind[] = { REPLAY_EV__MAX, 0 };
+    uint8_t overlong[] = { REPLAY_EV_INTERRUPT, 0x80, 0x80, 0x80, 0x80, 0x80,
+                           0x80, 0x80, 0x80, 0x80, 0x80, 0x01 };
+    uint8_t short_data[] = { REPLAY_EV_RANDOM, 0, 0, 9, 1, 2 };
+
+    /* icount going backwards is refused */
+    replay_coder_reset(&c, 100);
+    g_assert_false(replay_event_encode(&c, buf, &ev));
+    g_assert_cmpuint(buf->len, ==, 0);
+
+    replay_coder_reset(&c, 0);
+    g_assert_cmpint(replay_event_decode(&c, bad_kind, 2, &out, &why), <, 0);
+    g_assert_cmpstr(why, ==, "unknown event kind");
+    g_assert_cmpint(replay_event_decode(&c, overlong, sizeof(overlong), &out,
+                                        &why), <, 0);
+    g_assert_cmpint(replay_event_decode(&c, short_data, sizeof(short_data),
+                                        &out, &why), <, 0);
+    g_assert_cmpstr(why, ==, "event data truncated or too long");
+}
+
+/* Write @n events (all kinds, cycling) to @path; return them. */
+static GPtrArray *write_log(const char *path, int rounds, size_t chunk,
+                            bool close_it)
+{
+    GPtrArray *evs = g_ptr_array_new_with_free_func(free_event);
+    ReplayLogWriterOptions o = { .chunk_bytes = chunk, .level = 6 };
+    ReplayLogWriter *w;
+    uint64_t icount = 0;
+    guint i;
+    int r;
+
+    for (r = 0; r < rounds; r++) {
+        make_events(evs, &icount);
+    }
+    w = replay_log_create(path, "format=test\nram=1\n", &o, &error_abort);
+    for (i = 0; i < evs->len; i++) {
+        g_assert(replay_log_append(w, evs->pdata[i]));
+    }
+    if (close_it) {
+        g_assert(replay_log_close(w, &error_abort));
+    } else {
+        g_assert(replay_log_sync(w, &error_abort));
+        /* leak @w on purpose: this is the "killed" recording */
+    }
+    return evs;
+}
+
+static guint read_all(ReplayLogReader *r, GPtrArray *expect)
+{
+    ReplayEvent ev;
+    guint n = 0;
+
+    while (replay_log_next(r, &ev, &error_abort) == 1) {
+        g_assert_cmpuint(n, <, expect->len);
+        assert_same(expect->pdata[n], &ev);
+        replay_event_clear(&ev);
+        n++;
+    }
+    return n;
+}
+
+static void test_log_roundtrip(void)
+{
+    g_autofree char *path = tmp_path("roundtrip.rr");
+    g_autoptr(GPtrArray) evs = write_log(path, 200, 512, true);
+    ReplayLogReader *r = replay_log_open(path, &error_abort);
+
+    g_assert_cmpstr(replay_log_fingerprint(r), ==, "format=test\nram=1\n");
+    g_assert_null(replay_log_truncation(r));
+    g_assert_cmpuint(replay_log_chunks(r), >, 10);
+    g_assert_cmpuint(replay_log_events(r), ==, evs->len);
+    g_assert_cmpuint(replay_log_last_icount(r), ==,
+                     ((ReplayEvent *)evs->pdata[evs->len - 1])->icount);
+    g_assert_cmpuint(read_all(r, evs), ==, evs->len);
+    replay_log_close_reader(r);
+}
+
+static void test_log_empty_recording(void)
+{
+    g_autofree char *path = tmp_path("none.rr");
+    g_autoptr(GPtrArray) evs = write_log(path, 0, 0, true);
+    ReplayLogReader *r = replay_log_open(path, &error_abort);
+
+    g_assert_cmpuint(replay_log_chunks(r), ==, 1);
+    g_assert_cmpuint(read_all(r, evs), ==, 0);
+    replay_log_close_reader(r);
+}
+
+/* A recording that was never closed still replays what was synced. */
+static void test_log_killed_recording(void)
+{
+    g_autofree char *path = tmp_path("killed.rr");
+    g_autoptr(GPtrArray) evs = write_log(path, 20, 300, false);
+    ReplayLogReader *r = replay_log_open(path, &error_abort);
+
+    g_assert_nonnull(replay_log_truncation(r));
+    g_assert(strstr(replay_log_truncation(r), "without a final chunk"));
+    g_assert_cmpuint(read_all(r, evs), ==, evs->len);
+    replay_log_close_reader(r);
+}
+
+/* The writer thread writes on its own every flush interval. */
+static void test_log_periodic_flush(void)
+{
+    g_autofree char *path = tmp_path("flush.rr");
+    ReplayLogWriterOptions o = { .flush_ms = 20, .level = 1 };
+    ReplayEvent ev = { .kind = REPLAY_EV_INTERRUPT, .icount = 7 };
+    ReplayLogWriter *w = replay_log_create(path, "x=1\n", &o, &error_abort);
+    struct stat st0, st1;
+    int i;
+
+    g_assert(replay_log_append(w, &ev));
+    g_assert_cmpint(stat(path, &st0), ==, 0);
+    for (i = 0; i < 200; i++) {
+        g_usleep(10 * 1000);
+        g_assert_cmpint(stat(path, &st1), ==, 0);
+        if (st1.st_size > st0.st_size) {
+            break;
+        }
+    }
+    g_assert_cmpint(st1.st_size, >, st0.st_size);
+    g_assert(replay_log_close(w, &error_abort));
+}
+
+/* ---- bad files ---- */
+
+static GByteArray *file_bytes(const char *path)
+{
+    gchar *data;
+    gsize len;
+
+    g_assert(g_file_get_contents(path, &data, &len, NULL));
+    return g_byte_array_new_take((guint8 *)data, len);
+}
+
+static void put_bytes(const char *path, const uint8_t *data, size_t len)
+{
+    g_assert(g_file_set_contents(path, (const char *)data, len, NULL));
+}
+
+/* Open @data as a log; return the error message (or NULL). */
+static char *open_error(const uint8_t *data, size_t len)
+{
+    g_autofree char *path = tmp_path("bad.rr");
+    Error *err = NULL;
+    ReplayLogReader *r;
+    char *msg;
+
+    put_bytes(path, data, len);
+    r = replay_log_open(path, &err);
+    if (r) {
+        replay_log_close_reader(r);
+        return NULL;
+    }
+    msg = g_strdup(error_get_pretty(err));
+    error_free(err);
+    return msg;
+}
+
+static GByteArray *good_log(void)
+{
+    g_autofree char *path = tmp_path("good.rr");
+    g_autoptr(GPtrArray) evs = write_log(path, 30, 400, true);
+
+    return file_bytes(path);
+}
+
+/* Header size of the logs write_log() makes. */
+#define TEST_HDR (24 + 18)
+
+static void expect_error(const uint8_t *data, size_t len, const char *what)
+{
+    g_autofree char *msg = open_error(data, len);
+
+    if (!msg || !strstr(msg, what)) {
+        g_test_message("expected \"%s\", got \"%s\"", what, msg);
+        g_test_fail();
+    }
+}
+
+static void test_bad_empty(void)
+{
+    expect_error((const uint8_t *)"", 0, "empty file");
+}
+
+static void test_bad_magic(void)
+{
+    static const char text[] = "this is not a replay log at all, really";
+
+    expect_error((const uint8_t *)text, sizeof(text), "bad magic");
+}
+
+static void test_bad_version(void)
+{
+    g_autoptr(GByteArray) b = good_log();
+
+    b->data[8] = 0;             /* version 0 */
+    expect_error(b->data, b->len, "log format version 0 is not supported");
+}
+
+static void test_bad_header_crc(void)
+{
+    g_autoptr(GByteArray) b = good_log();
+
+    b->data[21] ^= 0x10;        /* a fingerprint byte */
+    expect_error(b->data, b->len, "header checksum mismatch");
+}
+
+static void test_bad_header_truncated(void)
+{
+    g_autoptr(GByteArray) b = good_log();
+
+    expect_error(b->data, 30, "header truncated");
+}
+
+static void test_bad_chunk_header(void)
+{
+    g_autoptr(GByteArray) b = good_log();
+
+    b->data[TEST_HDR + 10] ^= 1;        /* base icount of chunk 0 */
+    expect_error(b->data, b->len, "offset 42: chunk 0 header checksum");
+}
+
+static void test_bad_payload(void)
+{
+    g_autoptr(GByteArray) b = good_log();
+
+    b->data[TEST_HDR + 48 + 3] ^= 0x40;
+    expect_error(b->data, b->len, "chunk 0 payload checksum mismatch");
+}
+
+static void test_bad_trailing(void)
+{
+    g_autoptr(GByteArray) b = good_log();
+    static const uint8_t junk[] = "junk";
+
+    g_byte_array_append(b, junk, sizeof(junk));
+    expect_error(b->data, b->len, "unexpected data after the final chunk");
+}
+
+static void test_bad_directory(void)
+{
+    Error *err = NULL;
+
+    g_assert_null(replay_log_open(tmpdir, &err));
+    g_assert(strstr(error_get_pretty(err), "not a regular file"));
+    error_free(err);
+}
+
+static void test_bad_missing(void)
+{
+    g_autofree char *path = tmp_path("does-not-exist.rr");
+    Error *err = NULL;
+
+    g_assert_null(replay_log_open(path, &err));
+    g_assert(strstr(error_get_pretty(err), "does-not-exist.rr"));
+    error_free(err);
+}
+
+/* Cutting a log anywhere after its header opens as truncated. */
+static void test_truncated_everywhere(void)
+{
+    g_autoptr(GByteArray) b = good_log();
+    g_autofree char *path = tmp_path("cut.rr");
+    size_t cut;
+
+    for (cut = TEST_HDR; cut < b->len; cut += 7) {
+        ReplayLogReader *r;
+        ReplayEvent ev;
+        Error *err = NULL;
+
+        put_bytes(path, b->data, cut);
+        r = replay_log_open(path, &error_abort);
+        g_assert_nonnull(replay_log_truncation(r));
+        while (replay_log_next(r, &ev, &err) == 1) {
+            replay_event_clear(&ev);
+        }
+        g_assert_null(err);
+        replay_log_close_reader(r);
+    }
+}
+
+/* Any single flipped bit is caught, at open or at the latest on reading. */
+static void test_bitflips_everywhere(void)
+{
+    g_autoptr(GByteArray) b = good_log();
+    size_t pos;
+
+    for (pos = 0; pos < b->len; pos += 3) {
+        g_autofree char *msg = NULL;
+
+        b->data[pos] ^= 1 << (pos % 8);
+        msg = open_error(b->data, b->len);
+        b->data[pos] ^= 1 << (pos % 8);
+        if (!msg) {
+            g_test_message("flip at byte %zu went unnoticed", pos);
+            g_test_fail();
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int ret;
+
+    g_test_init(&argc, &argv, NULL);
+    tmpdir = g_dir_make_tmp("qrr-log-XXXXXX", NULL);
+    g_assert(tmpdir);
+
+    g_test_add_func("/replay/event/roundtrip", test_event_roundtrip);
+    g_test_add_func("/replay/event/rejects", test_event_rejects);
+    g_test_add_func("/replay/log/roundtrip", test_log_roundtrip);
+    g_test_add_func("/replay/log/empty-recording", test_log_empty_recording);
+    g_test_add_func("/replay/log/killed-recording",
+                    test_log_killed_recording);
+    g_test_add_func("/replay/log/periodic-flush", test_log_periodic_flush);
+    g_test_add_func("/replay/bad/empty", test_bad_empty);
+    g_test_add_func("/replay/bad/magic", test_bad_magic);
+    g_test_add_func("/replay/bad/version", test_bad_version);
+    g_test_add_func("/replay/bad/header-crc", test_bad_header_crc);
+    g_test_add_func("/replay/bad/header-truncated",
+                    test_bad_header_truncated);
+    g_test_add_func("/replay/bad/chunk-header", test_bad_chunk_header);
+    g_test_add_func("/replay/bad/payload", test_bad_payload);
+    g_test_add_func("/replay/bad/trailing", test_bad_trailing);
+    g_test_add_func("/replay/bad/directory", test_bad_directory);
+    g_test_add_func("/replay/bad/missing", test_bad_missing);
+    g_test_add_func("/replay/bad/truncated-everywhere",
+                    test_truncated_everywhere);
+    g_test_add_func("/replay/bad/bitflips-everywhere",
+                    test_bitflips_everywhere);
+
+    ret = g_test_run();
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", tmpdir);
+    if (system(cmd)) {
+        /* leave it */
+    }
+    g_free(tmpdir);
+    return ret;
+}

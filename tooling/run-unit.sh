@@ -1,0 +1,11 @@
+#!/bin/bash
+# Build and run qrr's C unit tests (meson test, suite "unit").
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+bld=$QRR_BUILD/qrr/qemu
+UNIT_TESTS=(test-replay-log)
+
+ninja -C "$bld" "${UNIT_TESTS[@]/#/tests/unit/}" >/dev/null
+qrr_log "unit tests: ${UNIT_TESTS[*]}"
+meson test -C "$bld" --no-rebuild --print-errorlogs "${UNIT_TESTS[@]}"
