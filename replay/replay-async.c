@@ -318,6 +318,26 @@ static ReplayAsync *async_claim(const ReplayEvent *h)
     return a;
 }
 
+/* Replay: true when the asynchronous event @h could be delivered now. */
+bool replay_async_ready(const ReplayEvent *h)
+{
+    bool found = false;
+    GList *l;
+
+    if (h->kind != REPLAY_EV_ASYNC_BH && h->kind != REPLAY_EV_ASYNC_BH_ONESHOT &&
+        h->kind != REPLAY_EV_ASYNC_BLOCK) {
+        return true;        /* the data is in the log */
+    }
+    qemu_mutex_lock(&replay_state.async_lock);
+    for (l = replay_state.async.head; l && !found; l = l->next) {
+        ReplayAsync *c = l->data;
+
+        found = c->kind == h->kind && c->id == h->arg[0];
+    }
+    qemu_mutex_unlock(&replay_state.async_lock);
+    return found;
+}
+
 bool replay_async_run_head(void)
 {
     ReplayEvent *h;

@@ -102,6 +102,7 @@ void replay_async_clear(void);
 bool replay_async_pending(void);
 /* Replay: run the head if it is an asynchronous event. */
 bool replay_async_run_head(void);
+bool replay_async_ready(const ReplayEvent *h);
 
 /* replay-fingerprint.c */
 char *replay_fingerprint(void);

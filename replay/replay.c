@@ -561,6 +561,42 @@ void replay_async_events(void)
     }
 }
 
+/*
+ * Replay: the main loop must not sleep while the next event is one it can
+ * consume now.  Its poll timeout comes from host clocks, which say nothing
+ * about the recording: without this it would wait for a timer that, in the
+ * recording's time, has already expired.
+ */
+static bool replay_main_loop_due(void)
+{
+    ReplayEvent *h = replay_head();
+
+    if (h->icount != replay_icount()) {
+        return false;
+    }
+    switch (h->kind) {
+    case REPLAY_EV_INTERRUPT:
+    case REPLAY_EV_EXCEPTION:
+        return false;
+    case REPLAY_EV_CHECKPOINT:
+        return replay_head_wants_main_loop(h);
+    default:
+        return replay_async_ready(h);
+    }
+}
+
+static void replay_poll_notify(Notifier *n, void *opaque)
+{
+    MainLoopPoll *mlpoll = opaque;
+
+    if (mlpoll->state == MAIN_LOOP_POLL_FILL && !finished &&
+        replay_main_loop_due()) {
+        mlpoll->timeout = 0;
+    }
+}
+
+static Notifier replay_poll_notifier = { .notify = replay_poll_notify };
+
 /* ---- set-up and tear-down ---- */
 
 void replay_add_blocker(const char *feature)
@@ -695,6 +731,9 @@ void replay_start(void)
     }
     replay_state.started = true;
     replay_enable_events();
+    if (replay_mode == REPLAY_MODE_PLAY) {
+        main_loop_poll_add_notifier(&replay_poll_notifier);
+    }
 }
 
 void replay_finish(void)

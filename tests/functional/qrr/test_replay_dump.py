@@ -238,8 +238,8 @@ def test_json_round_trip(good, log):
     out = run_dump('--json', good, check_rc=0).stdout.splitlines()
     assert len(out) == NEVENTS
     chunk_of = [i for i, c in enumerate(CHUNKS) for _ in c['events']]
-    for line, (icount, kind, args, data), chunk in zip(out, log.events,
-                                                        chunk_of):
+    rows = zip(out, log.events, chunk_of)
+    for line, (icount, kind, args, data), chunk in rows:
         ev = json.loads(line)
         assert ev['icount'] == icount
         assert ev['kind'] == kind
@@ -507,6 +507,18 @@ def test_bad_event_bytes(tmp_path):
         path.write_bytes(data)
         p = run_dump('--verify', path, check_rc=1)
         assert message in p.stderr, payload
+
+
+def test_zlib_stream_cut_short(tmp_path):
+    payload = encode_events(CHUNKS[0]['events'], 0)
+    stored = zlib.compress(payload)[:-4]    # without its Adler-32
+    data = (log_header() +
+            chunk_header(0, 0, 1000, 10, len(payload), stored, 1, 1) +
+            stored)
+    path = tmp_path / 'zcut.rr'
+    path.write_bytes(data)
+    p = run_dump('--verify', path, check_rc=1)
+    assert f'chunk 0 does not decompress to {len(payload)} bytes' in p.stderr
 
 
 def test_directory(tmp_path):
