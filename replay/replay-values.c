@@ -10,8 +10,11 @@
  * read with the oldest recorded value of its channel at the same icount;
  * a read that finds none is a divergence and stops the replay with an
  * error.  Clock reads are logged only when they can change the guest (see
- * replay_in_ordered_step()); the main loop's other reads, which only size
- * its poll timeout, see the host's clock in both modes.
+ * replay_in_ordered_step()).  The main loop's other reads only size its
+ * poll timeout: record gives them the host's clock; replay gives them the
+ * clock's replayed "now", its last value taken from the log, so that the
+ * main loop sleeps until the recording's timeline (not the host's) makes a
+ * timer due.  Host time would make every timer look expired or never due.
  */
 
 #include "qemu/osdep.h"
@@ -20,6 +23,9 @@
 #include "audio/mixeng.h"
 #include "replay-internal.h"
 #include "trace.h"
+
+/* Replay: the last value of each clock taken from the log. */
+static int64_t replayed_now[REPLAY_CLOCK_COUNT];
 
 static ReplayChannel clock_channel(ReplayClockKind kind)
 {
@@ -43,7 +49,7 @@ int64_t replay_read_clock(ReplayClockKind kind, int64_t clock,
 
     if (!replay_in_ordered_step()) {
         trace_replay_clock_unordered(kind, raw_icount);
-        return clock;
+        return replayed_now[kind];
     }
     ev = replay_value_take(clock_channel(kind), raw_icount);
     if (!ev) {
@@ -53,6 +59,7 @@ int64_t replay_read_clock(ReplayClockKind kind, int64_t clock,
                      kind == REPLAY_CLOCK_HOST ? "host" : "virtual-rt");
     }
     clock = ev->arg[1];
+    replayed_now[kind] = clock;
     replay_value_free(ev);
     return clock;
 }

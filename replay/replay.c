@@ -485,12 +485,20 @@ bool replay_has_interrupt(void)
     return replay_head_is(REPLAY_EV_INTERRUPT) != NULL;
 }
 
+/*
+ * Replay: true when the next event is due now and the vCPU loop is the one
+ * to consume it, i.e. a sleeping vCPU has something to do.
+ */
 bool replay_has_event(void)
 {
+    ReplayEvent *h;
+
     if (replay_mode != REPLAY_MODE_PLAY || finished) {
         return false;
     }
-    return replay_head()->kind != REPLAY_EV_END;
+    h = replay_head();
+    return h->kind != REPLAY_EV_END && h->icount == replay_icount() &&
+           !replay_head_wants_main_loop(h);
 }
 
 void replay_shutdown_request(ShutdownCause cause)
@@ -754,6 +762,15 @@ void replay_finish(void)
         }
         replay_state.writer = NULL;
     } else {
+        /*
+         * A machine that shuts down stops its vCPU wherever the main loop
+         * catches it, a few instructions after the request: the recording
+         * ran on to its END event there, with nothing left to replay.
+         */
+        if (replay_state.started && replay_head()->kind == REPLAY_EV_END &&
+            !replay_head()->arg[0]) {
+            now = MAX(now, replay_head()->icount);
+        }
         finished = true;
         if (replay_state.started &&
             now < replay_log_last_icount(replay_state.reader)) {

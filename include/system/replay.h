@@ -143,7 +143,7 @@ void replay_shutdown_request(ShutdownCause cause);
  */
 bool replay_checkpoint(ReplayCheckpoint checkpoint);
 
-/* Replay: true while recorded events remain to be replayed. */
+/* Replay: true when the next event is due now and is the vCPU loop's. */
 bool replay_has_event(void);
 
 /* ---- asynchronous events ---- */
