@@ -106,6 +106,45 @@ static const char *describe(const char *key, const char *val)
     return val ? val : (g_str_has_prefix(key, "device") ? "absent" : "unset");
 }
 
+/* Differences are reported most telling first: target before devices. */
+static int key_rank(const char *key)
+{
+    static const char *const order[] = {
+        "format", "target", "machine", "cpu", "smp", "ram", "icount",
+    };
+    int i;
+
+    for (i = 0; i < ARRAY_SIZE(order); i++) {
+        if (!strcmp(key, order[i])) {
+            return i;
+        }
+    }
+    return ARRAY_SIZE(order);
+}
+
+static gint compare_keys(gconstpointer a, gconstpointer b)
+{
+    const char *ka = *(const char *const *)a;
+    const char *kb = *(const char *const *)b;
+    int d = key_rank(ka) - key_rank(kb);
+
+    return d ? d : strcmp(ka, kb);
+}
+
+bool replay_fingerprint_check_target(const char *recorded, Error **errp)
+{
+    g_autoptr(GHashTable) rec = fingerprint_parse(recorded);
+    const char *t = g_hash_table_lookup(rec, "target");
+
+    if (g_strcmp0(t, target_name())) {
+        error_setg(errp, "record/replay: this command line does not match "
+                   "the recording: target is %s in the log but %s in this "
+                   "run", describe("target", t), target_name());
+        return false;
+    }
+    return true;
+}
+
 bool replay_fingerprint_check(const char *recorded, const char *current,
                               Error **errp)
 {
@@ -127,7 +166,7 @@ bool replay_fingerprint_check(const char *recorded, const char *current,
             g_ptr_array_add(keys, k);
         }
     }
-    g_ptr_array_sort(keys, compare_lines);
+    g_ptr_array_sort(keys, compare_keys);
     for (i = 0; i < keys->len; i++) {
         const char *key = g_ptr_array_index(keys, i);
         const char *a = g_hash_table_lookup(rec, key);

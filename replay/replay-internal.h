@@ -92,6 +92,7 @@ ReplayEvent *replay_value_take(ReplayChannel ch, uint64_t icount);
  * the main loop first polls), and in the main loop's ordered steps.
  */
 bool replay_in_ordered_step(void);
+bool replay_fingerprint_check_target(const char *recorded, Error **errp);
 void replay_set_ordered_step(bool on);
 void replay_value_free(ReplayEvent *ev);
 G_NORETURN void replay_fatal(const char *fmt, ...) G_GNUC_PRINTF(1, 2);

@@ -149,7 +149,15 @@ void replay_fatal(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    error_vreport(fmt, ap);
+    if (replay_mode == REPLAY_MODE_PLAY && !replay_state.started) {
+        /* the machine is not built yet: the fingerprint can't be checked */
+        g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+
+        error_report("%s (while the machine was being set up: is this the "
+                     "command line of the recording?)", msg);
+    } else {
+        error_vreport(fmt, ap);
+    }
     va_end(ap);
     exit(1);
 }
@@ -662,7 +670,9 @@ void replay_configure(QemuOpts *opts)
 
     if (mode == REPLAY_MODE_PLAY) {
         replay_state.reader = replay_log_open(file, &err);
-        if (!replay_state.reader) {
+        if (!replay_state.reader ||
+            !replay_fingerprint_check_target(
+                replay_log_fingerprint(replay_state.reader), &err)) {
             error_report_err(err);
             exit(1);
         }
