@@ -51,6 +51,7 @@ static const EventShape shapes[REPLAY_EV__MAX] = {
     [REPLAY_EV_CHAR_READ_ALL]    = { "char-read-all", 1, true },
     [REPLAY_EV_AUDIO_OUT]        = { "audio-out", 1, false },
     [REPLAY_EV_AUDIO_IN]         = { "audio-in", 2, true },
+    [REPLAY_EV_SYNC]             = { "sync", 1, true },
 };
 
 const char *replay_event_name(ReplayEventKind kind)

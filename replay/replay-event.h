@@ -45,6 +45,7 @@ typedef enum ReplayEventKind {
     REPLAY_EV_CHAR_READ_ALL,    /* arg0: result; data: bytes */
     REPLAY_EV_AUDIO_OUT,        /* arg0: samples played */
     REPLAY_EV_AUDIO_IN,         /* arg0: captured, arg1: write pos; data */
+    REPLAY_EV_SYNC,             /* arg0: sync number; data: CPU registers */
     REPLAY_EV__MAX
 } ReplayEventKind;
 

@@ -16,6 +16,8 @@
  *   smp=N                   vCPUs
  *   ram=BYTES               RAM size
  *   icount=SHIFT            -icount shift= as given
+ *   sync=N                  interrupts/exceptions between CPU state sync
+ *                           points (rrsync=; replay takes it from the log)
  *   device=PATH TYPE        one line per device, sorted
  *
  * Replay recomputes it and rejects a log whose fingerprint differs, naming
@@ -64,6 +66,8 @@ char *replay_fingerprint(void)
     g_string_append_printf(s, "ram=%" PRIu64 "\n", (uint64_t)ms->ram_size);
     g_string_append_printf(s, "icount=%s\n",
                            replay_state.icount_shift ?: "default");
+    g_string_append_printf(s, "sync=%" PRIu64 "\n",
+                           replay_state.sync_interval);
     object_child_foreach_recursive(object_get_root(), collect_device, dev);
     g_ptr_array_sort(dev, compare_lines);
     for (i = 0; i < dev->len; i++) {
@@ -104,6 +108,13 @@ static GHashTable *fingerprint_parse(const char *text)
 static const char *describe(const char *key, const char *val)
 {
     return val ? val : (g_str_has_prefix(key, "device") ? "absent" : "unset");
+}
+
+char *replay_fingerprint_value(const char *text, const char *key)
+{
+    g_autoptr(GHashTable) t = fingerprint_parse(text);
+
+    return g_strdup(g_hash_table_lookup(t, key));
 }
 
 /* Differences are reported most telling first: target before devices. */

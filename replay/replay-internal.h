@@ -39,6 +39,7 @@ typedef enum ReplayChannel {
     REPLAY_CH_CHAR_READ_ALL,
     REPLAY_CH_AUDIO_OUT,
     REPLAY_CH_AUDIO_IN,
+    REPLAY_CH_SYNC,
     REPLAY_CH__MAX
 } ReplayChannel;
 
@@ -48,6 +49,9 @@ typedef struct ReplayState {
     char *icount_shift;         /* shift= as given, for the fingerprint */
     bool started;
     bool gdb_attached;
+    uint64_t sync_interval;     /* rrsync=: vCPU events between syncs */
+    uint64_t vcpu_events;       /* interrupts and exceptions so far */
+    int64_t perturb_icount;     /* test only: -1, or where to perturb */
 
     /* record */
     ReplayLogWriter *writer;
@@ -62,8 +66,10 @@ typedef struct ReplayState {
     GQueue channel[REPLAY_CH__MAX];
     uint64_t decoded_icount;    /* icount of the last decoded event */
     uint64_t consumed;          /* ordered events consumed */
+    const char *last_kind_name; /* kind of the last one consumed */
     int64_t break_icount;       /* -1: none */
     bool at_end;
+    int64_t shutdown_icount;    /* -1, or where the recorded shutdown was */
 
     /* asynchronous events waiting to be recorded or replayed */
     QemuMutex async_lock;
@@ -92,6 +98,13 @@ ReplayEvent *replay_value_take(ReplayChannel ch, uint64_t icount);
  * the main loop first polls), and in the main loop's ordered steps.
  */
 bool replay_in_ordered_step(void);
+
+/* replay-sync.c */
+void replay_sync_point(void);
+ReplayEvent *replay_head_peek(void);
+char *replay_fingerprint_value(const char *text, const char *key);
+void replay_sync_configure(QemuOpts *opts);
+void replay_sync_from_log(void);
 bool replay_fingerprint_check_target(const char *recorded, Error **errp);
 void replay_set_ordered_step(bool on);
 void replay_value_free(ReplayEvent *ev);

@@ -221,6 +221,8 @@ static ReplayChannel channel_of(const ReplayEvent *ev)
         return REPLAY_CH_CHAR_READ_ALL;
     case REPLAY_EV_AUDIO_OUT:
         return REPLAY_CH_AUDIO_OUT;
+    case REPLAY_EV_SYNC:
+        return REPLAY_CH_SYNC;
     default:
         return REPLAY_CH_AUDIO_IN;
     }
@@ -272,6 +274,11 @@ static ReplayEvent *replay_head(void)
     return g_queue_peek_head(&replay_state.pending);
 }
 
+ReplayEvent *replay_head_peek(void)
+{
+    return replay_mode == REPLAY_MODE_PLAY && !finished ? replay_head() : NULL;
+}
+
 ReplayEvent *replay_head_is(ReplayEventKind kind)
 {
     ReplayEvent *h;
@@ -291,6 +298,10 @@ void replay_consume(void)
     ReplayEvent *ev = g_queue_pop_head(&replay_state.pending);
 
     trace_replay_consume(replay_event_name(ev->kind), ev->icount);
+    replay_state.last_kind_name = replay_event_name(ev->kind);
+    if (ev->kind == REPLAY_EV_SHUTDOWN) {
+        replay_state.shutdown_icount = ev->icount;
+    }
     replay_event_clear(ev);
     g_free(ev);
     replay_state.consumed++;
@@ -348,13 +359,17 @@ static bool replay_head_wants_main_loop(const ReplayEvent *h)
 
 static void replay_check_stall(void)
 {
-    static uint64_t last_consumed = UINT64_MAX;
+    static uint64_t last_consumed = UINT64_MAX, last_icount;
     static int64_t since;
     int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    uint64_t icount = replay_icount();
     ReplayEvent *h;
 
-    if (replay_state.consumed != last_consumed || !runstate_is_running()) {
+    /* progress is an event consumed or an instruction executed */
+    if (replay_state.consumed != last_consumed || icount != last_icount ||
+        !runstate_is_running()) {
         last_consumed = replay_state.consumed;
+        last_icount = icount;
         since = now;
         return;
     }
@@ -365,7 +380,7 @@ static void replay_check_stall(void)
     replay_fatal("record/replay: replay stuck at icount %" PRIu64 ": the "
                  "log's next event is %s (argument %" PRId64 ") at icount %"
                  PRIu64 " and nothing consumed it for %d s; the replay has "
-                 "diverged from the recording", replay_icount(),
+                 "diverged from the recording", icount,
                  replay_event_name(h->kind), h->arg[0], h->icount,
                  REPLAY_STALL_MS / 1000);
 }
@@ -419,6 +434,8 @@ void replay_account_executed_instructions(void)
     if (replay_state.break_icount >= 0 &&
         replay_icount() >= (uint64_t)replay_state.break_icount) {
         replay_state.break_icount = -1;
+    replay_state.last_kind_name = "the start";
+    replay_state.shutdown_icount = -1;
         qemu_system_vmstop_request_prepare();
         qemu_system_vmstop_request(RUN_STATE_PAUSED);
     }
@@ -472,7 +489,27 @@ static bool replay_sync_event(ReplayEventKind kind)
 
 bool replay_exception(void)
 {
-    return replay_sync_event(REPLAY_EV_EXCEPTION);
+    ReplayEvent *h;
+
+    if (!replay_sync_event(REPLAY_EV_EXCEPTION)) {
+        /*
+         * The vCPU raised an exception here.  If the log has nothing more
+         * at this icount, the recording raised none: report it now rather
+         * than let the vCPU retry it until the watchdog fires.
+         */
+        h = replay_head_peek();
+        if (h && h->icount > replay_icount()) {
+            replay_fatal("record/replay: replay diverged at icount %" PRIu64
+                         " (after %s): the vCPU raised an exception that "
+                         "the recording does not have; the log's next event "
+                         "is %s at icount %" PRIu64, replay_icount(),
+                         replay_state.last_kind_name,
+                         replay_event_name(h->kind), h->icount);
+        }
+        return false;
+    }
+    replay_sync_point();
+    return true;
 }
 
 bool replay_has_exception(void)
@@ -482,7 +519,11 @@ bool replay_has_exception(void)
 
 bool replay_interrupt(void)
 {
-    return replay_sync_event(REPLAY_EV_INTERRUPT);
+    if (!replay_sync_event(REPLAY_EV_INTERRUPT)) {
+        return false;
+    }
+    replay_sync_point();
+    return true;
 }
 
 bool replay_has_interrupt(void)
@@ -613,6 +654,22 @@ static void replay_poll_notify(Notifier *n, void *opaque)
 
 static Notifier replay_poll_notifier = { .notify = replay_poll_notify };
 
+/*
+ * Replay watchdog: wherever the replay is waiting (a halted vCPU waiting
+ * for an interrupt that never comes, a main loop waiting for a bottom half
+ * that is never scheduled), a running replay that consumes no event for
+ * REPLAY_STALL_MS is reported by replay_check_stall().
+ */
+static QEMUTimer *watchdog;
+
+static void replay_watchdog(void *opaque)
+{
+    if (!finished) {
+        replay_check_stall();
+        timer_mod(watchdog, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1000);
+    }
+}
+
 /* ---- set-up and tear-down ---- */
 
 void replay_add_blocker(const char *feature)
@@ -666,6 +723,7 @@ void replay_configure(QemuOpts *opts)
     replay_state.snapshot = g_strdup(qemu_opt_get(opts, "rrsnapshot"));
     replay_state.icount_shift = g_strdup(qemu_opt_get(opts, "shift"));
     replay_state.break_icount = -1;
+    replay_sync_configure(opts);
     replay_async_init();
 
     if (mode == REPLAY_MODE_PLAY) {
@@ -676,6 +734,7 @@ void replay_configure(QemuOpts *opts)
             error_report_err(err);
             exit(1);
         }
+        replay_sync_from_log();
     } else {
         /* fail now, not after machine creation, if F can't be written */
         fd = qemu_create(file, O_WRONLY | O_BINARY, 0644, &err);
@@ -751,6 +810,8 @@ void replay_start(void)
     replay_enable_events();
     if (replay_mode == REPLAY_MODE_PLAY) {
         main_loop_poll_add_notifier(&replay_poll_notifier);
+        watchdog = timer_new_ms(QEMU_CLOCK_REALTIME, replay_watchdog, NULL);
+        timer_mod(watchdog, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1000);
     }
 }
 
@@ -775,11 +836,16 @@ void replay_finish(void)
         /*
          * A machine that shuts down stops its vCPU wherever the main loop
          * catches it, a few instructions after the request: the recording
-         * ran on to its END event there, with nothing left to replay.
+         * ran on to its END event there, the replay to another point.
+         * Reaching the recorded shutdown is reaching the end.
          */
-        if (replay_state.started && replay_head()->kind == REPLAY_EV_END &&
-            !replay_head()->arg[0]) {
-            now = MAX(now, replay_head()->icount);
+        if (replay_state.started && !replay_state.at_end &&
+            replay_state.shutdown_icount >= 0) {
+            info_report("record/replay: replay reached the recorded shutdown "
+                        "at icount %" PRId64 " (the log ends at icount %"
+                        PRIu64 ")", replay_state.shutdown_icount,
+                        replay_log_last_icount(replay_state.reader));
+            now = MAX(now, replay_log_last_icount(replay_state.reader));
         }
         finished = true;
         if (replay_state.started &&

@@ -65,6 +65,7 @@ KINDS = (
     ('char-read-all', ('result',), True),
     ('audio-out', ('played',), False),
     ('audio-in', ('captured', 'wpos'), True),
+    ('sync', ('seq',), True),
 )
 KIND_CLOCK = 12
 CLOCK_SLOTS = 4                 # ReplayCoder.clock[]

@@ -30,6 +30,7 @@ SHAPES = [
     ('clock', 2, False), ('random', 1, True), ('char-write', 2, False),
     ('char-read-all', 1, True), ('audio-out', 1, False),
     ('audio-in', 2, True),
+    ('sync', 1, True),
 ]
 KIND = {name: i for i, (name, _, _) in enumerate(SHAPES)}
 
@@ -492,7 +493,7 @@ def test_corrupt_log_lists_events_before_the_problem(tmp_path, log):
 
 def test_bad_event_bytes(tmp_path):
     cases = {
-        bytes([18, 0]): 'payload byte 0: unknown event kind',
+        bytes([19, 0]): 'payload byte 0: unknown event kind',
         bytes([1] + [0x80] * 10): 'payload byte 0: bad instruction count',
         bytes([3, 0]): 'payload byte 0: event argument truncated',
         bytes([12, 0, 8, 0]): 'payload byte 0: unknown clock',

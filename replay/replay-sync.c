@@ -1,0 +1,236 @@
+/*
+ * qrr: divergence detection with CPU state sync points
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * Every rrsync=N-th interrupt or exception taken by the vCPU is a sync
+ * point.  Record logs a SYNC value event there holding the vCPU's core
+ * registers as gdb reads them (gdb's register numbering and byte order),
+ * XORed with those of the previous sync point so that unchanged registers
+ * are zero bytes and compress away (the first sync point XORs with zeros);
+ * replay compares its own registers at the same sync point.  A replay that
+ * reaches a sync point the recording does not have, or whose registers
+ * differ, stops at once with an error naming the instruction count, the
+ * registers that differ (recorded vs replayed) and the next event the log
+ * expected.  N is taken from the log in replay (fingerprint line "sync=");
+ * 0 disables sync points.
+ *
+ * For the tests only, the environment variable QRR_TEST_PERTURB_ICOUNT=N
+ * makes a replay flip a bit of a register at the first interrupt or
+ * exception at or after icount N, so that detection can be checked:
+ * QRR_TEST_PERTURB_REG (gdb number, default 0) and QRR_TEST_PERTURB_BIT
+ * (default 0) choose which.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "qemu/option.h"
+#include "hw/core/cpu.h"
+#include "system/replay.h"
+#include "replay-internal.h"
+#include "trace.h"
+
+#define DEFAULT_SYNC_INTERVAL 64
+#define MAX_REPORTED_REGS 4
+
+/* The registers at the previous sync point (record and replay). */
+static GByteArray *prev_regs;
+
+static unsigned env_uint(const char *name, unsigned dflt)
+{
+    const char *p = getenv(name);
+    unsigned v;
+
+    return p && !qemu_strtoui(p, NULL, 10, &v) ? v : dflt;
+}
+
+/* @regs XOR the previous sync point's registers, in place; then remember. */
+static void xor_prev(uint8_t *data, GByteArray *regs)
+{
+    guint i;
+
+    for (i = 0; prev_regs && i < regs->len && i < prev_regs->len; i++) {
+        data[i] ^= prev_regs->data[i];
+    }
+    if (prev_regs) {
+        g_byte_array_unref(prev_regs);
+    }
+    prev_regs = g_byte_array_ref(regs);
+}
+
+void replay_sync_configure(QemuOpts *opts)
+{
+    const char *p = getenv("QRR_TEST_PERTURB_ICOUNT");
+    uint64_t v;
+
+    replay_state.sync_interval = qemu_opt_get_number(opts, "rrsync",
+                                                     DEFAULT_SYNC_INTERVAL);
+    replay_state.perturb_icount = -1;
+    if (p && !qemu_strtou64(p, NULL, 10, &v) && v <= INT64_MAX) {
+        replay_state.perturb_icount = v;
+    }
+}
+
+/* Replay: sync points are where the recording put them. */
+void replay_sync_from_log(void)
+{
+    g_autofree char *v = replay_fingerprint_value(
+        replay_log_fingerprint(replay_state.reader), "sync");
+    uint64_t n;
+
+    replay_state.sync_interval = 0;
+    if (v && !qemu_strtou64(v, NULL, 10, &n)) {
+        replay_state.sync_interval = n;
+    }
+}
+
+/* The core registers of @cpu, one after the other; @sizes gets each size. */
+static GByteArray *read_regs(CPUState *cpu, GArray *sizes)
+{
+    CPUClass *cc = CPU_GET_CLASS(cpu);
+    GByteArray *buf = g_byte_array_new();
+    int r, n;
+
+    for (r = 0; r < cpu->gdb_num_g_regs; r++) {
+        n = cc->gdb_read_register(cpu, buf, r);
+        if (sizes) {
+            g_array_append_val(sizes, n);
+        }
+    }
+    return buf;
+}
+
+static void perturb(CPUState *cpu)
+{
+    CPUClass *cc = CPU_GET_CLASS(cpu);
+    g_autoptr(GByteArray) buf = g_byte_array_new();
+
+    unsigned reg = env_uint("QRR_TEST_PERTURB_REG", 0);
+    unsigned bit = env_uint("QRR_TEST_PERTURB_BIT", 0);
+
+    if (reg < cpu->gdb_num_g_regs &&
+        cc->gdb_read_register(cpu, buf, reg) > bit / 8) {
+        buf->data[bit / 8] ^= 1 << (bit % 8);
+        cc->gdb_write_register(cpu, buf->data, reg);
+        warn_report("record/replay: test: flipped bit %u of register %u at "
+                    "icount %" PRIu64, bit, reg, replay_icount());
+    }
+}
+
+static void append_hex(GString *s, const uint8_t *p, int n)
+{
+    int i;
+
+    /* gdb's target byte order; little-endian on our targets */
+    g_string_append(s, "0x");
+    for (i = n - 1; i >= 0; i--) {
+        g_string_append_printf(s, "%02x", p[i]);
+    }
+}
+
+G_NORETURN static void report_mismatch(uint64_t seq, const ReplayEvent *ev,
+                                       GByteArray *now, GArray *sizes)
+{
+    g_autoptr(GString) s = g_string_new(NULL);
+    ReplayEvent *next = replay_head_peek();
+    unsigned off = 0, ndiff = 0, r;
+
+    for (r = 0; r < sizes->len; r++) {
+        int n = g_array_index(sizes, int, r);
+
+        if (off + n <= ev->len && off + n <= now->len &&
+            memcmp(ev->data + off, now->data + off, n)) {
+            if (ndiff < MAX_REPORTED_REGS) {
+                g_string_append_printf(s, "%sregister %u: recorded ",
+                                       ndiff ? ", " : "", r);
+                append_hex(s, ev->data + off, n);
+                g_string_append(s, " replayed ");
+                append_hex(s, now->data + off, n);
+            }
+            ndiff++;
+        }
+        off += n;
+    }
+    if (ev->len != now->len) {
+        g_string_append_printf(s, "%sregister block size: recorded %u, "
+                               "replayed %u", ndiff ? ", " : "", ev->len,
+                               now->len);
+    } else if (ndiff > MAX_REPORTED_REGS) {
+        g_string_append_printf(s, " and %u more", ndiff - MAX_REPORTED_REGS);
+    }
+    replay_fatal("record/replay: replay diverged at icount %" PRIu64
+                 " (sync point %" PRIu64 ", after %s): %s; the log's next "
+                 "event is %s at icount %" PRIu64 " (gdb register numbers)",
+                 ev->icount, seq, replay_state.last_kind_name, s->str,
+                 next ? replay_event_name(next->kind) : "none",
+                 next ? next->icount : 0);
+}
+
+static void sync_check(CPUState *cpu, uint64_t seq)
+{
+    uint64_t now = replay_icount();
+    g_autoptr(GArray) sizes = g_array_new(false, false, sizeof(int));
+    g_autoptr(GByteArray) regs = read_regs(cpu, sizes);
+    g_autoptr(GByteArray) prev = prev_regs ? g_byte_array_ref(prev_regs)
+                                           : NULL;
+    ReplayEvent *ev = replay_value_take(REPLAY_CH_SYNC, now);
+    guint i;
+
+    if (!ev) {
+        replay_fatal("record/replay: replay diverged at icount %" PRIu64
+                     ": it reached sync point %" PRIu64 " (after %s) where "
+                     "the recording has none", now, seq,
+                     replay_state.last_kind_name);
+    }
+    for (i = 0; prev && i < ev->len && i < prev->len; i++) {
+        ev->data[i] ^= prev->data[i];      /* the recorded registers */
+    }
+    if (prev_regs) {
+        g_byte_array_unref(prev_regs);
+    }
+    prev_regs = g_byte_array_ref(regs);
+    if (ev->arg[0] != seq || ev->len != regs->len ||
+        memcmp(ev->data, regs->data, regs->len)) {
+        if (ev->arg[0] != seq) {
+            replay_fatal("record/replay: replay diverged at icount %" PRIu64
+                         ": it is at sync point %" PRIu64 ", the recording "
+                         "was at sync point %" PRId64, now, seq, ev->arg[0]);
+        }
+        report_mismatch(seq, ev, regs, sizes);
+    }
+    trace_replay_sync(seq, now);
+    replay_value_free(ev);
+}
+
+/* Called by the vCPU right after an interrupt or exception event. */
+void replay_sync_point(void)
+{
+    CPUState *cpu = current_cpu;
+    uint64_t seq;
+
+    if (!cpu || !replay_state.started) {
+        return;
+    }
+    seq = replay_state.vcpu_events++;
+    if (replay_mode == REPLAY_MODE_PLAY && replay_state.perturb_icount >= 0 &&
+        replay_icount() >= (uint64_t)replay_state.perturb_icount) {
+        replay_state.perturb_icount = -1;
+        perturb(cpu);
+    }
+    if (!replay_state.sync_interval || seq % replay_state.sync_interval) {
+        return;
+    }
+    if (replay_mode == REPLAY_MODE_RECORD) {
+        g_autoptr(GByteArray) regs = read_regs(cpu, NULL);
+        g_autofree uint8_t *data = g_memdup2(regs->data, regs->len);
+
+        xor_prev(data, regs);
+        replay_record(REPLAY_EV_SYNC, replay_icount(), seq, 0, data,
+                      regs->len);
+    } else if (replay_mode == REPLAY_MODE_PLAY) {
+        sync_check(cpu, seq);
+    }
+}

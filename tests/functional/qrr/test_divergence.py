@@ -1,0 +1,52 @@
+# A perturbed replay is reported as a divergence soon after the
+# perturbation, with the instruction count, never a hang or a silent
+# difference.  The perturbation (test-only environment variables, see
+# replay/replay-sync.c) flips bit 4 of the PC at the first interrupt or
+# exception at or after a chosen instruction count.
+#
+# Copyright (c) 2026 The qrr authors
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import os
+import re
+
+import pytest
+
+import qrrtest as q
+
+MACHINE = 'virt-a57'
+ARCH = q.MACHINES[MACHINE][0]
+PC_REGNUM = 32          # gdb's aarch64 numbering: x0-x30, sp, pc
+POINTS = [50_000_000 + i * 110_000_000 for i in range(10)]
+# detection must come within this many instructions of the perturbation
+WINDOW = 50_000_000
+
+
+@pytest.fixture(scope='module')
+def log(tmp_path_factory):
+    p = tmp_path_factory.mktemp('div') / 'a.rr'
+    rec = q.run(ARCH, q.linux_args(MACHINE) + q.icount_opt('record', p))
+    assert rec.rc == 0, rec.describe()
+    return p
+
+
+def test_unperturbed_replay_matches(log):
+    rep = q.run(ARCH, q.linux_args(MACHINE) + q.icount_opt('replay', log))
+    assert rep.rc == 0, rep.describe()
+    assert b'diverged' not in rep.err
+
+
+@pytest.mark.parametrize('point', POINTS)
+def test_perturbation_is_reported(log, point):
+    env = dict(os.environ, QRR_TEST_PERTURB_ICOUNT=str(point),
+               QRR_TEST_PERTURB_REG=str(PC_REGNUM), QRR_TEST_PERTURB_BIT='4')
+    rep = q.run(ARCH, q.linux_args(MACHINE) + q.icount_opt('replay', log),
+                env=env, timeout=120)
+    assert rep.rc == 1, rep.describe()
+    err = rep.err.decode()
+    flipped = int(re.search(r'flipped bit 4 of register 32 at icount (\d+)',
+                            err).group(1))
+    m = re.search(r'replay diverged at icount (\d+)', err)
+    assert m, rep.describe()
+    at = int(m.group(1))
+    assert point <= flipped <= at < flipped + WINDOW, err
