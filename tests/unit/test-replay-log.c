@@ -35,7 +35,8 @@ static void make_events(GPtrArray *evs, uint64_t *icount)
         ev->arg[2] = 0;
         if (k == REPLAY_EV_ASYNC_INPUT || k == REPLAY_EV_ASYNC_CHAR_READ ||
             k == REPLAY_EV_ASYNC_NET || k == REPLAY_EV_RANDOM ||
-            k == REPLAY_EV_CHAR_READ_ALL || k == REPLAY_EV_AUDIO_IN) {
+            k == REPLAY_EV_CHAR_READ_ALL || k == REPLAY_EV_AUDIO_IN ||
+            k == REPLAY_EV_SYNC) {
             ev->len = sizeof(blob) - (k % 3);
             ev->data = g_memdup2(blob, ev->len);
         }
