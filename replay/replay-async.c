@@ -324,7 +324,8 @@ bool replay_async_ready(const ReplayEvent *h)
     bool found = false;
     GList *l;
 
-    if (h->kind != REPLAY_EV_ASYNC_BH && h->kind != REPLAY_EV_ASYNC_BH_ONESHOT &&
+    if (h->kind != REPLAY_EV_ASYNC_BH &&
+        h->kind != REPLAY_EV_ASYNC_BH_ONESHOT &&
         h->kind != REPLAY_EV_ASYNC_BLOCK) {
         return true;        /* the data is in the log */
     }

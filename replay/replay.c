@@ -613,7 +613,10 @@ void replay_async_events(void)
 
         replay_consume();
         qemu_system_shutdown_request(cause);
-    } else if ((h = replay_head_is(REPLAY_EV_END))) {
+        return;
+    }
+    h = replay_head_is(REPLAY_EV_END);
+    if (h) {
         replay_reached_end(h);
     }
 }

@@ -117,8 +117,8 @@ void replay_checkpoint_end(void);
 
 /* Read a clock through the log: recorded in record, taken from it in replay */
 #define REPLAY_CLOCK(clock, value)                                      \
-    !icount_enabled() ? (value) :                                       \
-    (replay_mode == REPLAY_MODE_PLAY                                    \
+    (!icount_enabled() ? (value) :                                      \
+     replay_mode == REPLAY_MODE_PLAY                                    \
         ? replay_read_clock((clock), (value), icount_get_raw())         \
         : replay_mode == REPLAY_MODE_RECORD                             \
             ? replay_save_clock((clock), (value), icount_get_raw())     \
@@ -126,8 +126,8 @@ void replay_checkpoint_end(void);
 
 /* The same, for callers that hold timers_state.vm_clock_lock */
 #define REPLAY_CLOCK_LOCKED(clock, value)                               \
-    !icount_enabled() ? (value) :                                       \
-    (replay_mode == REPLAY_MODE_PLAY                                    \
+    (!icount_enabled() ? (value) :                                      \
+     replay_mode == REPLAY_MODE_PLAY                                    \
         ? replay_read_clock((clock), (value), icount_get_raw_locked())  \
         : replay_mode == REPLAY_MODE_RECORD                             \
             ? replay_save_clock((clock), (value), icount_get_raw_locked()) \
