@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 T := tooling
 
-.PHONY: all demo setup build guests check unit functional bench matrix clean
+.PHONY: all demo setup build guests check unit functional bench matrix clean fuzz
 
 all: demo
 
@@ -24,6 +24,8 @@ build: setup
 guests: setup
 	@bash tests/guest/build-guest.sh x86_64
 	@bash tests/guest/build-guest.sh aarch64
+	@bash tests/guest/build-baremetal.sh x86
+	@bash tests/guest/build-baremetal.sh aarch64
 
 demo: build guests
 	@bash $(T)/demo.sh
@@ -49,3 +51,8 @@ bench: build guests
 
 clean:
 	rm -rf build
+
+# Fuzz the log reader for FUZZ_SECONDS (default 600; not SECONDS, which bash
+# sets to its own uptime).  See "Fuzzing the log reader" in docs/devel/replay.rst.
+fuzz: build
+	@bash $(T)/run-fuzz.sh $${FUZZ_SECONDS:-600}

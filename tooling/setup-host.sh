@@ -6,7 +6,8 @@ set -euo pipefail
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
-stamp=/var/lib/qrr-setup-host.v1
+# Bump the version when the package list grows.
+stamp=/var/lib/qrr-setup-host.v2
 if [ -f "$stamp" ] && [ -z "${QRR_FORCE_SETUP:-}" ]; then
     exit 0
 fi
@@ -41,8 +42,12 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libglib2.0-dev libpixman-1-dev libslirp-dev libfdt-dev zlib1g-dev \
     libzstd-dev \
     seabios ipxe-qemu qemu-system-data \
-    busybox-static cpio gzip gdb-multiarch file >/dev/null
+    busybox-static cpio gzip gdb-multiarch file \
+    gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends \
     -t bookworm-backports meson >/dev/null
+# clang and its libFuzzer runtime, for tooling/build-fuzz.sh
+$SUDO apt-get install -y -qq --no-install-recommends \
+    clang libclang-rt-14-dev >/dev/null
 
 $SUDO touch "$stamp"

@@ -1,0 +1,264 @@
+/*
+ * qrr bare-metal test guests: the test sequence and console output,
+ * shared by the x86 and the AArch64 guest.
+ *
+ * Every line printed between "QRR-GUEST begin" and "QRR-GUEST end" must
+ * be reproduced byte for byte by a replay.  The guest itself is
+ * deterministic: whatever differs between two recordings (timer interrupt
+ * timing, counters, random numbers, the RTC, the typed byte) comes from
+ * inputs that record/replay must log.
+ *
+ * Copyright (c) 2026 The qrr authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "guest.h"
+
+volatile uint32_t timer_ticks;
+
+/* FNV-1a over every byte printed since the begin marker. */
+static uint32_t checksum = 0x811c9dc5;
+
+void memzero(void *p, size_t n)
+{
+    volatile char *c = p;
+
+    while (n--) {
+        *c++ = 0;
+    }
+}
+
+void put_char(char c)
+{
+    checksum = (checksum ^ (uint8_t)c) * 0x01000193;
+    arch_putc(c);
+}
+
+void put_str(const char *s)
+{
+    while (*s) {
+        put_char(*s++);
+    }
+}
+
+static void put_num(uint64_t v, unsigned base, int width, char pad, bool neg)
+{
+    char buf[24];
+    int n = 0;
+
+    /* Decimal is only used with 32-bit values: no 64-bit division. */
+    do {
+        unsigned d;
+        if (base == 16) {
+            d = v & 15;
+            v >>= 4;
+        } else {
+            d = (uint32_t)v % 10;
+            v = (uint32_t)v / 10;
+        }
+        buf[n++] = "0123456789abcdef"[d];
+    } while (v);
+    if (neg) {
+        buf[n++] = '-';
+    }
+    while (n < width) {
+        put_char(pad);
+        width--;
+    }
+    while (n) {
+        put_char(buf[--n]);
+    }
+}
+
+/* %s %c %d %u %x, widths, '0' padding, 'l' and 'll' for hex. */
+static void guest_vprintf(const char *fmt, va_list ap)
+{
+    for (; *fmt; fmt++) {
+        int width = 0, longs = 0;
+        char pad = ' ';
+
+        if (*fmt != '%') {
+            put_char(*fmt);
+            continue;
+        }
+        fmt++;
+        if (*fmt == '0') {
+            pad = '0';
+            fmt++;
+        }
+        while (*fmt >= '0' && *fmt <= '9') {
+            width = width * 10 + *fmt++ - '0';
+        }
+        while (*fmt == 'l') {
+            longs++;
+            fmt++;
+        }
+        switch (*fmt) {
+        case 's':
+            put_str(va_arg(ap, const char *));
+            break;
+        case 'c':
+            put_char(va_arg(ap, int));
+            break;
+        case 'd': {
+            int v = va_arg(ap, int);
+            put_num(v < 0 ? -(unsigned)v : (unsigned)v, 10, width, pad, v < 0);
+            break;
+        }
+        case 'u':
+            put_num(va_arg(ap, unsigned), 10, width, pad, false);
+            break;
+        case 'x':
+            if (longs >= 2) {
+                put_num(va_arg(ap, unsigned long long), 16, width, pad, false);
+            } else if (longs == 1) {
+                put_num(va_arg(ap, unsigned long), 16, width, pad, false);
+            } else {
+                put_num(va_arg(ap, unsigned), 16, width, pad, false);
+            }
+            break;
+        case '%':
+            put_char('%');
+            break;
+        default:
+            put_char('?');
+            break;
+        }
+    }
+}
+
+void guest_printf(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    guest_vprintf(fmt, ap);
+    va_end(ap);
+}
+
+void guest_panic(const char *fmt, ...)
+{
+    va_list ap;
+
+    arch_irq_disable();
+    put_str("FAIL: ");
+    va_start(ap, fmt);
+    guest_vprintf(fmt, ap);
+    va_end(ap);
+    put_str("\n");
+    arch_poweroff();
+}
+
+static void test_exceptions(void)
+{
+    unsigned tried = 0, handled;
+
+    guest_printf("exceptions:\n");
+    handled = arch_exceptions(&tried);
+    guest_printf("exceptions handled: %u/%u\n", handled, tried);
+}
+
+/* Sleep through TIMER_WAIT_TICKS periodic interrupts. */
+static void test_timer_idle(void)
+{
+    uint32_t t0, wakeups = 0;
+    uint64_t c0, c1;
+
+    c0 = arch_counter();
+    t0 = timer_ticks;
+    while (timer_ticks - t0 < TIMER_WAIT_TICKS) {
+        arch_idle();
+        wakeups++;
+    }
+    c1 = arch_counter();
+    guest_printf("timer: %u irqs at %u Hz in %u wake-ups, %s +0x%llx\n",
+                 timer_ticks - t0, TIMER_HZ, wakeups, arch_counter_name,
+                 (unsigned long long)(c1 - c0));
+}
+
+/*
+ * Compute with interrupts enabled: the timer interrupts land at arbitrary
+ * instructions, not only at hlt/wfi.
+ */
+static void test_timer_busy(void)
+{
+    uint32_t t0, x = 1, seen = 0, last;
+    unsigned i;
+
+    t0 = last = timer_ticks;
+    arch_irq_enable();
+    for (i = 0; i < BUSY_ROUNDS; i++) {
+        x = x * 1103515245 + 12345;
+        if (timer_ticks != last) {
+            last = timer_ticks;
+            seen ^= i;
+        }
+    }
+    arch_irq_disable();
+    guest_printf("busy: %u rounds, %u irqs, result 0x%08x 0x%08x\n",
+                 BUSY_ROUNDS, timer_ticks - t0, x, seen);
+}
+
+static void test_rtc(void)
+{
+    struct rtc_time t;
+
+    if (arch_rtc(&t)) {
+        guest_printf("rtc: %04u-%02u-%02u %02u:%02u:%02u\n",
+                     t.year, t.mon, t.day, t.hour, t.min, t.sec);
+    } else {
+        guest_printf("rtc: not available\n");
+    }
+}
+
+static void test_serial_input(void)
+{
+    uint32_t t0 = timer_ticks;
+    int c = -1;
+
+    guest_printf("QRR-PROMPT type a character:\n");
+    while (timer_ticks - t0 < PROMPT_TICKS) {
+        c = arch_getc();
+        if (c >= 0) {
+            break;
+        }
+        arch_idle();
+    }
+    if (c < 0) {
+        guest_printf("typed: (nothing) after %u ticks\n", timer_ticks - t0);
+    } else {
+        guest_printf("typed: 0x%02x '%c' after %u ticks\n", c,
+                     c >= 0x20 && c < 0x7f ? c : '.', timer_ticks - t0);
+    }
+}
+
+void guest_main(void)
+{
+    uint64_t c0;
+
+    arch_init();
+    put_str("QRR-GUEST begin\n");
+    guest_printf("qrr bare-metal guest (%s)\n", arch_name);
+    arch_describe();
+
+    test_exceptions();
+
+    arch_timer_start(TIMER_HZ);
+    test_timer_idle();
+    test_timer_busy();
+
+    arch_rng();
+    test_rtc();
+    c0 = arch_counter();
+    guest_printf("counter: %s 0x%llx +0x%llx\n", arch_counter_name,
+                 (unsigned long long)c0,
+                 (unsigned long long)(arch_counter() - c0));
+
+    test_serial_input();
+    arch_timer_stop();
+    guest_printf("timer irqs total: %u\n", timer_ticks);
+
+    guest_printf("checksum: 0x%08x\n", checksum);
+    put_str("QRR-GUEST end\n");
+    arch_poweroff();
+}

@@ -1,0 +1,56 @@
+/*
+ * qrr bare-metal test guests: what the common code and each architecture
+ * provide to each other.
+ *
+ * Copyright (c) 2026 The qrr authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef QRR_BAREMETAL_GUEST_H
+#define QRR_BAREMETAL_GUEST_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TIMER_HZ            1000
+#define TIMER_WAIT_TICKS    100     /* the hlt/wfi test: 100 ms */
+#define PROMPT_TICKS        3000    /* wait up to 3 s for a typed byte */
+#define BUSY_ROUNDS         4000000
+
+#define NORETURN __attribute__((noreturn))
+#define PRINTF_FMT(a, b) __attribute__((format(printf, a, b)))
+
+struct rtc_time {
+    unsigned year, mon, day, hour, min, sec;
+};
+
+/* Provided by the architecture (x86/arch.c, aarch64/arch.c). */
+extern const char arch_name[];
+extern const char arch_counter_name[];
+void arch_init(void);               /* console, vectors, interrupt ctlr */
+void arch_putc(char c);             /* raw console output */
+int arch_getc(void);                /* a received byte, or -1 */
+void arch_describe(void);           /* CPU identification lines */
+unsigned arch_exceptions(unsigned *tried);  /* take each on purpose */
+void arch_timer_start(unsigned hz); /* periodic timer interrupt */
+void arch_timer_stop(void);
+void arch_idle(void);               /* sleep until an interrupt, take it */
+void arch_irq_enable(void);
+void arch_irq_disable(void);
+uint64_t arch_counter(void);        /* TSC, CNTVCT */
+void arch_rng(void);                /* print hardware random numbers */
+bool arch_rtc(struct rtc_time *t);
+NORETURN void arch_poweroff(void);
+
+/* Provided by common/guest.c. */
+extern volatile uint32_t timer_ticks;   /* incremented by the timer IRQ */
+void guest_main(void);
+void put_char(char c);
+void put_str(const char *s);
+void guest_printf(const char *fmt, ...) PRINTF_FMT(1, 2);
+NORETURN void guest_panic(const char *fmt, ...) PRINTF_FMT(1, 2);
+void memzero(void *p, size_t n);
+
+#endif

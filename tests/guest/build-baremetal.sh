@@ -1,0 +1,67 @@
+#!/bin/bash
+# Build one of qrr's bare-metal test guests (tests/guest/baremetal/).
+#
+#   build-baremetal.sh x86|aarch64 [OUTDIR]
+#
+# Writes OUTDIR/guest.elf (default $QRR_BUILD/guest/baremetal/<arch>).
+# x86 is built with the host gcc (-m32, freestanding: only gcc's own
+# headers, no libc, no multilib), aarch64 with aarch64-linux-gnu-gcc
+# (Debian's gcc-aarch64-linux-gnu; CROSS_COMPILE overrides the prefix).
+# Nothing is rebuilt when the sources, this script and the compiler are
+# unchanged.
+#
+# Copyright (c) 2026 The qrr authors
+# SPDX-License-Identifier: GPL-2.0-or-later
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../tooling/lib.sh"
+
+arch=${1:?usage: build-baremetal.sh x86|aarch64 [OUTDIR]}
+case "$arch" in
+x86|x86_64|i386)
+    arch=x86
+    cross=${CROSS_COMPILE:-}
+    cflags=(-m32 -march=i686)
+    ldflags=(-m elf_i386)
+    ;;
+aarch64|arm64)
+    arch=aarch64
+    cross=${CROSS_COMPILE:-aarch64-linux-gnu-}
+    cflags=(-mgeneral-regs-only -mstrict-align)
+    ldflags=()
+    ;;
+*) qrr_die "unknown bare-metal guest arch '$arch' (want x86 or aarch64)" ;;
+esac
+src=$here/baremetal
+out=${2:-$QRR_BUILD/guest/baremetal/$arch}
+cc=${cross}gcc
+ld=${cross}ld
+command -v "$cc" >/dev/null && command -v "$ld" >/dev/null ||
+    qrr_die "$cc/$ld not found (run tooling/setup-host.sh)"
+
+srcs=("$src/common/guest.c" "$src/$arch/arch.c" "$src/$arch/start.S")
+stamp=$( (cat "$0" "$src/common/guest.h" "${srcs[@]}" "$src/$arch/link.ld"
+          "$cc" --version; "$ld" --version) | sha256sum)
+if [ -f "$out/guest.elf" ] && [ -f "$out/.stamp" ] &&
+   [ "$(cat "$out/.stamp")" = "$stamp" ]; then
+    exit 0
+fi
+
+mkdir -p "$out"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+flags=("${cflags[@]}" -std=gnu11 -O2 -g -Wall -Wextra -Werror
+       -ffreestanding -nostdlib -fno-pic -fno-pie -fno-stack-protector
+       -fno-asynchronous-unwind-tables -fno-builtin
+       -I "$src/common")
+objs=()
+for f in "${srcs[@]}"; do
+    o=$tmp/$(basename "${f%.*}").o
+    "$cc" "${flags[@]}" -c "$f" -o "$o"
+    objs+=("$o")
+done
+"$ld" "${ldflags[@]}" -n --no-warn-rwx-segments -T "$src/$arch/link.ld" \
+    "${objs[@]}" -o "$tmp/guest.elf"
+mv "$tmp/guest.elf" "$out/guest.elf"
+echo "$stamp" > "$out/.stamp"
+qrr_log "bare-metal $arch guest ready: $out/guest.elf"
