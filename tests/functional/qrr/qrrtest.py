@@ -46,6 +46,22 @@ def linux_args(machine, append='', mem='256M'):
     ]
 
 
+def baremetal_guest(arch):
+    """The bare-metal test guest (tests/guest/build-baremetal.sh)."""
+    return BUILD / 'guest' / 'baremetal' / {'x86_64': 'x86'}.get(arch, arch) \
+        / 'guest.elf'
+
+
+def baremetal_args(machine, mem='64M'):
+    """QEMU arguments (without the binary) running the bare-metal guest."""
+    arch, margs, _ = MACHINES[machine]
+    return margs + [
+        '-m', mem, '-nodefaults', '-display', 'none', '-no-reboot',
+        '-serial', 'stdio', '-monitor', 'none',
+        '-kernel', str(baremetal_guest(arch)),
+    ]
+
+
 class Result:
     def __init__(self, rc, out, err, elapsed):
         self.rc = rc

@@ -47,19 +47,20 @@ const char arch_counter_name[] = "cntvct";
 #define WRITE_SYSREG(r, v)                                  \
     asm volatile("msr " #r ", %0" : : "r"((uint64_t)(v)) : "memory")
 
+/* Device registers: every access must happen, in program order. */
 static inline uint32_t mmio_read(uintptr_t a)
 {
-    return *(volatile uint32_t *)a;
+    return *(volatile uint32_t *)a;     /* MMIO */
 }
 
 static inline void mmio_write(uintptr_t a, uint32_t v)
 {
-    *(volatile uint32_t *)a = v;
+    *(volatile uint32_t *)a = v;        /* MMIO */
 }
 
 static inline void mmio_write8(uintptr_t a, uint8_t v)
 {
-    *(volatile uint8_t *)a = v;
+    *(volatile uint8_t *)a = v;         /* MMIO */
 }
 
 /* Exceptions. */
@@ -89,8 +90,6 @@ static volatile struct {
 } expect;
 
 static uint64_t timer_period;
-
-void exc_handler(struct frame *f, unsigned kind);
 
 static void irq(void)
 {

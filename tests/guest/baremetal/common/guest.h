@@ -51,6 +51,12 @@ void put_char(char c);
 void put_str(const char *s);
 void guest_printf(const char *fmt, ...) PRINTF_FMT(1, 2);
 NORETURN void guest_panic(const char *fmt, ...) PRINTF_FMT(1, 2);
-void memzero(void *p, size_t n);
+
+/* Between C and each architecture's start.S (struct frame: arch.c). */
+struct frame;
+extern uint32_t mb_magic;               /* x86: EAX from the loader */
+extern const uint32_t isr_table[48];    /* x86: entry stubs, vectors 0-47 */
+void isr_handler(struct frame *f);      /* x86 */
+void exc_handler(struct frame *f, unsigned kind);  /* aarch64 */
 
 #endif

@@ -20,9 +20,6 @@ const char arch_counter_name[] = "tsc";
 #define PIT_HZ      1193182
 #define IRQ_BASE    32
 
-extern uint32_t mb_magic;
-extern const uint32_t isr_table[48];
-
 static inline void outb(uint16_t port, uint8_t v)
 {
     asm volatile("outb %0, %1" : : "a"(v), "Nd"(port));
@@ -118,8 +115,6 @@ static volatile struct {
     uint32_t vector, resume;
     uint32_t seen, eip, err;
 } expect;
-
-void isr_handler(struct frame *f);
 
 void isr_handler(struct frame *f)
 {
