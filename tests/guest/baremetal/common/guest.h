@@ -16,7 +16,7 @@
 
 #define TIMER_HZ            1000
 #define TIMER_WAIT_TICKS    100     /* the hlt/wfi test: 100 ms */
-#define PROMPT_TICKS        3000    /* wait up to 3 s for a typed byte */
+#define PROMPT_TICKS        10000   /* wait up to 10 s for a typed byte */
 #define BUSY_ROUNDS         4000000
 
 #define NORETURN __attribute__((noreturn))
