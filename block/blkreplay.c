@@ -1,5 +1,5 @@
 /*
- * qrr: blkreplay, the block filter that makes disk completions replayable
+ * qrr: blkreplay, the block filter that makes disks replayable
  *
  * Copyright (c) 2026 The qrr authors
  *
@@ -10,13 +10,29 @@
  *   -drive driver=blkreplay,if=none,image=img-direct,id=img-blkreplay
  *   -device virtio-blk-pci,drive=img-blkreplay
  *
- * Each request gets an id when the guest submits it (the order of
- * submission is deterministic).  The request then runs on the image as
- * usual, but its completion does not reach the guest when the host finishes
- * it: the coroutine waits until the replay engine delivers a "block" event
- * with its id, at the instruction count recorded for it.  In replay the
- * data is read again from the same image, so it is the recorded data as
- * long as the image (or its overlay) is the one recorded with.
+ * A disk is replayable when two things are fixed by the recording: when
+ * each request completes (the instruction count at which the guest sees
+ * it), and what data each read returns.
+ *
+ * Completion.  Each request gets an id when the guest submits it (the
+ * order of submission is deterministic).  The request runs, but its
+ * completion does not reach the guest when the host finishes it: the
+ * coroutine waits until the replay engine delivers a "block" event with
+ * its id, at the instruction count recorded for it.  Requests made while
+ * the machine is stopped complete at once, unlogged.
+ *
+ * Data.  The image below is never written, in record or in replay: writes
+ * go to an overlay held in memory, in blocks of BLKREPLAY_BLOCK bytes, and
+ * reads see the overlay over the image.  Both runs start from the same
+ * image with an empty overlay, so every read returns the recorded data.
+ * Requests are carried out one at a time in the order of their ids, so
+ * overlapping requests in flight together (whose outcome on real hardware
+ * depends on timing) also end the same way in both runs.  Discard leaves
+ * the data as it was; write-zeroes writes zeroes.  The overlay is dropped
+ * when the drive is closed.
+ *
+ * With rr off, blkreplay is a plain pass-through filter: no overlay, and
+ * requests complete as soon as the image completes them.
  */
 
 #include "qemu/osdep.h"
@@ -26,11 +42,26 @@
 #include "block/block-io.h"
 #include "block/block_int.h"
 #include "system/replay.h"
+#include "system/runstate.h"
+
+#define BLKREPLAY_BLOCK 4096
+
+typedef struct BDRVBlkreplayState {
+    GHashTable *overlay;    /* block index -> BLKREPLAY_BLOCK bytes */
+    uint64_t next_turn;     /* turn of the next request submitted */
+    uint64_t serving;       /* turn of the request allowed to run */
+    CoQueue waiting;        /* requests waiting for their turn */
+} BDRVBlkreplayState;
 
 typedef struct BlkreplayWait {
     Coroutine *co;
     QEMUBH *bh;
 } BlkreplayWait;
+
+static bool blkreplay_active(void)
+{
+    return replay_mode != REPLAY_MODE_NONE;
+}
 
 static void blkreplay_wake(void *opaque)
 {
@@ -50,20 +81,169 @@ static void coroutine_fn blkreplay_complete(BlockDriverState *bs, uint64_t id)
     qemu_coroutine_yield();
 }
 
+/*
+ * Wait until the requests submitted before this one are done.  Returns the
+ * request's replay id, or 0 for a request made while the machine is
+ * stopped (QEMU's own flush at a stop, say): the guest cannot see when
+ * those complete, and a replay stops at other points than its recording.
+ */
+static uint64_t coroutine_fn blkreplay_begin(BlockDriverState *bs)
+{
+    BDRVBlkreplayState *s = bs->opaque;
+    uint64_t turn = s->next_turn++;
+
+    while (s->serving != turn) {
+        qemu_co_queue_wait(&s->waiting, NULL);
+    }
+    return runstate_is_running() ? blkreplay_next_id() + 1 : 0;
+}
+
+/* Let the next request run, then wait for this one's recorded completion. */
+static void coroutine_fn blkreplay_end(BlockDriverState *bs, uint64_t id)
+{
+    BDRVBlkreplayState *s = bs->opaque;
+
+    s->serving++;
+    qemu_co_queue_restart_all(&s->waiting);
+    if (id) {
+        blkreplay_complete(bs, id - 1);
+    }
+}
+
+/* ---- the overlay ---- */
+
+static uint8_t *overlay_block(BDRVBlkreplayState *s, uint64_t index)
+{
+    return g_hash_table_lookup(s->overlay, &index);
+}
+
+/*
+ * The overlay block @index, created from the image's data when the overlay
+ * does not hold it yet.
+ */
+static int coroutine_fn GRAPH_RDLOCK
+overlay_get(BlockDriverState *bs, uint64_t index, uint8_t **block)
+{
+    BDRVBlkreplayState *s = bs->opaque;
+    int64_t start = index * BLKREPLAY_BLOCK;
+    int64_t len = bdrv_co_getlength(bs->file->bs);
+    g_autofree uint8_t *buf = NULL;
+    uint64_t *key;
+    int ret;
+
+    *block = overlay_block(s, index);
+    if (*block) {
+        return 0;
+    }
+    if (len < 0) {
+        return len;
+    }
+    buf = g_malloc0(BLKREPLAY_BLOCK);
+    len = MIN(len - start, BLKREPLAY_BLOCK);
+    if (len > 0) {
+        ret = bdrv_co_pread(bs->file, start, len, buf, 0);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    key = g_new(uint64_t, 1);
+    *key = index;
+    *block = g_steal_pointer(&buf);
+    g_hash_table_insert(s->overlay, key, *block);
+    return 0;
+}
+
+/*
+ * Write @bytes at @offset into the overlay, from @qiov, or zeroes when
+ * @qiov is NULL.
+ */
+static int coroutine_fn GRAPH_RDLOCK
+overlay_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
+              QEMUIOVector *qiov)
+{
+    int64_t done = 0;
+    uint8_t *block;
+    int ret;
+
+    while (done < bytes) {
+        uint64_t index = (offset + done) / BLKREPLAY_BLOCK;
+        int64_t in_block = (offset + done) % BLKREPLAY_BLOCK;
+        int64_t n = MIN(bytes - done, BLKREPLAY_BLOCK - in_block);
+
+        ret = overlay_get(bs, index, &block);
+        if (ret < 0) {
+            return ret;
+        }
+        if (qiov) {
+            qemu_iovec_to_buf(qiov, done, block + in_block, n);
+        } else {
+            memset(block + in_block, 0, n);
+        }
+        done += n;
+    }
+    return 0;
+}
+
+/* Copy the overlay's blocks over the image data just read into @qiov. */
+static void overlay_patch_read(BDRVBlkreplayState *s, int64_t offset,
+                               int64_t bytes, QEMUIOVector *qiov)
+{
+    int64_t done = 0;
+
+    while (done < bytes) {
+        uint64_t index = (offset + done) / BLKREPLAY_BLOCK;
+        int64_t in_block = (offset + done) % BLKREPLAY_BLOCK;
+        int64_t n = MIN(bytes - done, BLKREPLAY_BLOCK - in_block);
+        uint8_t *block = overlay_block(s, index);
+
+        if (block) {
+            qemu_iovec_from_buf(qiov, done, block + in_block, n);
+        }
+        done += n;
+    }
+}
+
+/* ---- block driver ---- */
+
 static int blkreplay_open(BlockDriverState *bs, QDict *options, int flags,
                           Error **errp)
 {
-    BdrvChild *image;
+    BDRVBlkreplayState *s = bs->opaque;
+    int ret;
 
-    image = bdrv_open_child(NULL, options, "image", bs, &child_of_bds,
-                            BDRV_CHILD_FILTERED | BDRV_CHILD_PRIMARY,
-                            false, errp);
-    if (!image) {
-        return -EINVAL;
+    ret = bdrv_open_file_child(NULL, options, "image", bs, errp);
+    if (ret < 0) {
+        return ret;
     }
+    s->overlay = g_hash_table_new_full(g_int64_hash, g_int64_equal,
+                                       g_free, g_free);
+    qemu_co_queue_init(&s->waiting);
     bs->supported_write_flags = BDRV_REQ_WRITE_UNCHANGED | BDRV_REQ_FUA;
     bs->supported_zero_flags = BDRV_REQ_WRITE_UNCHANGED | BDRV_REQ_MAY_UNMAP;
     return 0;
+}
+
+static void blkreplay_close(BlockDriverState *bs)
+{
+    BDRVBlkreplayState *s = bs->opaque;
+
+    g_hash_table_destroy(s->overlay);
+}
+
+/*
+ * In record and replay the image is only read: take no write or resize
+ * permission on it, so that nothing (not even a bug here) can change it.
+ */
+static void GRAPH_RDLOCK
+blkreplay_child_perm(BlockDriverState *bs, BdrvChild *c, BdrvChildRole role,
+                     BlockReopenQueue *reopen_queue, uint64_t perm,
+                     uint64_t shared, uint64_t *nperm, uint64_t *nshared)
+{
+    bdrv_default_perms(bs, c, role, reopen_queue, perm, shared,
+                       nperm, nshared);
+    if (blkreplay_active()) {
+        *nperm &= ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
+    }
 }
 
 static int64_t coroutine_fn GRAPH_RDLOCK
@@ -76,10 +256,18 @@ static int coroutine_fn GRAPH_RDLOCK
 blkreplay_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
                     QEMUIOVector *qiov, BdrvRequestFlags flags)
 {
-    uint64_t id = blkreplay_next_id();
-    int ret = bdrv_co_preadv(bs->file, offset, bytes, qiov, flags);
+    uint64_t id;
+    int ret;
 
-    blkreplay_complete(bs, id);
+    if (!blkreplay_active()) {
+        return bdrv_co_preadv(bs->file, offset, bytes, qiov, flags);
+    }
+    id = blkreplay_begin(bs);
+    ret = bdrv_co_preadv(bs->file, offset, bytes, qiov, flags);
+    if (ret >= 0) {
+        overlay_patch_read(bs->opaque, offset, bytes, qiov);
+    }
+    blkreplay_end(bs, id);
     return ret;
 }
 
@@ -87,10 +275,15 @@ static int coroutine_fn GRAPH_RDLOCK
 blkreplay_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
                      QEMUIOVector *qiov, BdrvRequestFlags flags)
 {
-    uint64_t id = blkreplay_next_id();
-    int ret = bdrv_co_pwritev(bs->file, offset, bytes, qiov, flags);
+    uint64_t id;
+    int ret;
 
-    blkreplay_complete(bs, id);
+    if (!blkreplay_active()) {
+        return bdrv_co_pwritev(bs->file, offset, bytes, qiov, flags);
+    }
+    id = blkreplay_begin(bs);
+    ret = overlay_write(bs, offset, bytes, qiov);
+    blkreplay_end(bs, id);
     return ret;
 }
 
@@ -98,39 +291,51 @@ static int coroutine_fn GRAPH_RDLOCK
 blkreplay_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
                            int64_t bytes, BdrvRequestFlags flags)
 {
-    uint64_t id = blkreplay_next_id();
-    int ret = bdrv_co_pwrite_zeroes(bs->file, offset, bytes, flags);
+    uint64_t id;
+    int ret;
 
-    blkreplay_complete(bs, id);
+    if (!blkreplay_active()) {
+        return bdrv_co_pwrite_zeroes(bs->file, offset, bytes, flags);
+    }
+    id = blkreplay_begin(bs);
+    ret = overlay_write(bs, offset, bytes, NULL);
+    blkreplay_end(bs, id);
     return ret;
 }
 
 static int coroutine_fn GRAPH_RDLOCK
 blkreplay_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
 {
-    uint64_t id = blkreplay_next_id();
-    int ret = bdrv_co_pdiscard(bs->file, offset, bytes);
+    uint64_t id;
 
-    blkreplay_complete(bs, id);
-    return ret;
+    if (!blkreplay_active()) {
+        return bdrv_co_pdiscard(bs->file, offset, bytes);
+    }
+    id = blkreplay_begin(bs);
+    blkreplay_end(bs, id);
+    return 0;
 }
 
 static int coroutine_fn GRAPH_RDLOCK blkreplay_co_flush(BlockDriverState *bs)
 {
-    uint64_t id = blkreplay_next_id();
-    int ret = bdrv_co_flush(bs->file->bs);
+    uint64_t id;
 
-    blkreplay_complete(bs, id);
-    return ret;
+    if (!blkreplay_active()) {
+        return bdrv_co_flush(bs->file->bs);
+    }
+    id = blkreplay_begin(bs);
+    blkreplay_end(bs, id);
+    return 0;
 }
 
 static BlockDriver bdrv_blkreplay = {
     .format_name            = "blkreplay",
-    .instance_size          = 0,
+    .instance_size          = sizeof(BDRVBlkreplayState),
     .is_filter              = true,
 
     .bdrv_open              = blkreplay_open,
-    .bdrv_child_perm        = bdrv_default_perms,
+    .bdrv_close             = blkreplay_close,
+    .bdrv_child_perm        = blkreplay_child_perm,
     .bdrv_co_getlength      = blkreplay_co_getlength,
 
     .bdrv_co_preadv         = blkreplay_co_preadv,
@@ -138,7 +343,6 @@ static BlockDriver bdrv_blkreplay = {
     .bdrv_co_pwrite_zeroes  = blkreplay_co_pwrite_zeroes,
     .bdrv_co_pdiscard       = blkreplay_co_pdiscard,
     .bdrv_co_flush          = blkreplay_co_flush,
-
 };
 
 static void bdrv_blkreplay_init(void)

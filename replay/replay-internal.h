@@ -118,6 +118,10 @@ bool replay_async_pending(void);
 bool replay_async_run_head(void);
 bool replay_async_ready(const ReplayEvent *h);
 
+/* replay-devices.c */
+/* Every drive goes through blkreplay and every NIC's netdev is filtered. */
+bool replay_check_devices(Error **errp);
+
 /* replay-fingerprint.c */
 char *replay_fingerprint(void);
 bool replay_fingerprint_check(const char *recorded, const char *current,

@@ -202,6 +202,9 @@ void replay_record(ReplayEventKind kind, uint64_t icount, int64_t a0,
         error_report("record/replay: %s; recording stopped at icount %"
                      PRIu64 ", the log keeps what came before",
                      why ? why : "an event could not be encoded", icount);
+        /* a recording that goes on unrecorded is of no use: stop QEMU */
+        qemu_system_shutdown_request_with_code(SHUTDOWN_CAUSE_HOST_ERROR,
+                                               EXIT_FAILURE);
     }
 }
 
@@ -794,6 +797,7 @@ static void replay_start_replay(const char *fingerprint)
 void replay_start(void)
 {
     g_autofree char *fingerprint = NULL;
+    Error *err = NULL;
 
     if (replay_mode == REPLAY_MODE_NONE) {
         return;
@@ -801,6 +805,10 @@ void replay_start(void)
     replay_check_blockers();
     if (!tcg_enabled() || !icount_enabled()) {
         error_report("record/replay needs TCG with -icount shift=N|auto");
+        exit(1);
+    }
+    if (!replay_check_devices(&err)) {
+        error_report_err(err);
         exit(1);
     }
     fingerprint = replay_fingerprint();

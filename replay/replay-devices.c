@@ -1,0 +1,126 @@
+/*
+ * qrr: start-up check that every disk and network backend is replayable
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * A guest device whose disk does not go through blkreplay, or whose NIC's
+ * netdev has no filter-replay, gets data and completions at host-dependent
+ * times: a recording of it cannot be replayed.  Rather than let such a
+ * replay diverge later, record and replay refuse to start and name the
+ * drive or netdev, with the option that fixes it.
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qom/object.h"
+#include "block/block_int.h"
+#include "system/block-backend.h"
+#include "net/net.h"
+#include "net/filter.h"
+#include "hw/qdev-core.h"
+#include "replay-internal.h"
+
+static bool drive_has_blkreplay(BlockDriverState *bs)
+{
+    GRAPH_RDLOCK_GUARD_MAINLOOP();
+
+    for (; bs; bs = bdrv_filter_bs(bs)) {
+        if (bs->drv && !strcmp(bs->drv->format_name, "blkreplay")) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * The device the user wrote: a virtio backend without an id of its own
+ * stands for its proxy (virtio-blk-pci for the virtio-blk-device in it).
+ */
+static DeviceState *user_device(DeviceState *dev)
+{
+    BusState *bus = dev->parent_bus;
+
+    if (!dev->id && bus && bus->parent &&
+        object_dynamic_cast(OBJECT(bus), "virtio-bus")) {
+        return bus->parent;
+    }
+    return dev;
+}
+
+static bool check_drives(Error **errp)
+{
+    BlockBackend *blk = NULL;
+
+    while ((blk = blk_next(blk))) {
+        BlockDriverState *bs = blk_bs(blk);
+        DeviceState *dev = blk_get_attached_dev(blk);
+        g_autofree char *dev_id = NULL;
+        const char *name;
+
+        if (!bs || !dev || drive_has_blkreplay(bs)) {
+            continue;
+        }
+        dev = user_device(dev);
+        dev_id = dev->id ? g_strdup(dev->id) :
+                 object_get_canonical_path(OBJECT(dev));
+        name = blk_name(blk)[0] ? blk_name(blk) : bdrv_get_node_name(bs);
+        error_setg(errp, "record/replay: drive '%s' (%s '%s') does not go "
+                   "through blkreplay; add -drive driver=blkreplay,if=none,"
+                   "image=%s,id=ID and attach the device to drive=ID",
+                   name, object_get_typename(OBJECT(dev)), dev_id, name);
+        return false;
+    }
+    return true;
+}
+
+static bool netdev_has_filter_replay(NetClientState *nc)
+{
+    NetFilterState *nf;
+
+    QTAILQ_FOREACH(nf, &nc->filters, next) {
+        if (object_dynamic_cast(OBJECT(nf), "filter-replay")) {
+            return true;
+        }
+    }
+    return false;
+}
+
+typedef struct NicCheck {
+    Error **errp;
+    bool failed;
+} NicCheck;
+
+static void check_nic(NICState *nic, void *opaque)
+{
+    NicCheck *c = opaque;
+    NetClientState *nc = qemu_get_queue(nic);
+    NetClientState *peer = nc->peer;
+
+    if (c->failed || !peer || netdev_has_filter_replay(peer)) {
+        return;
+    }
+    c->failed = true;
+    if (peer->info->type == NET_CLIENT_DRIVER_HUBPORT) {
+        error_setg(c->errp, "record/replay: NIC '%s' is on a legacy -net "
+                   "hub, which filter-replay cannot cover; use -netdev "
+                   "TYPE,id=ID with -device MODEL,netdev=ID and -object "
+                   "filter-replay,id=F,netdev=ID (or -net none)", nc->name);
+        return;
+    }
+    error_setg(c->errp, "record/replay: netdev '%s' (NIC '%s') has no "
+               "filter-replay; add -object filter-replay,id=ID,netdev=%s",
+               peer->name, nc->name, peer->name);
+}
+
+bool replay_check_devices(Error **errp)
+{
+    NicCheck c = { .errp = errp };
+
+    if (!check_drives(errp)) {
+        return false;
+    }
+    qemu_foreach_nic(check_nic, &c);
+    return !c.failed;
+}

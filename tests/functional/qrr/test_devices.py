@@ -1,0 +1,213 @@
+# Disks and NICs: record then replay the Linux guest with a disk behind
+# blkreplay and a slirp NIC behind filter-replay.  The guest prints the md5
+# of the disk's first MiB, writes a block and reads it back after dropping
+# its caches, and fetches a file over HTTP from a server on the host.  The
+# file changes between record and replay: the replay must print the
+# recorded content.  The disk image is never written.
+#
+#   QRR_MATRIX=full   every cell of the device matrix (else a subset)
+#   QRR_REPEAT=N      N record/replay pairs per cell
+#
+# Copyright (c) 2026 The qrr authors
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import functools
+import hashlib
+import http.server
+import os
+import random
+import re
+import subprocess
+import threading
+
+import pytest
+
+import qrrtest as q
+
+REPEAT = int(os.environ.get('QRR_REPEAT', '1'))
+
+# disk kind -> (extra -device/-drive wiring, guest device); {drive} is the
+# id of the blkreplay drive.
+DISKS = {
+    'ide-hd': (['-device', 'ide-hd,drive={drive}'], '/dev/sda'),
+    'ahci': (['-device', 'ahci,id=qrrahci',
+              '-device', 'ide-hd,drive={drive},bus=qrrahci.0'], '/dev/sda'),
+    'virtio-blk-pci': (['-device', 'virtio-blk-pci,drive={drive}'],
+                       '/dev/vda'),
+    'virtio-blk-device': (['-device', 'virtio-blk-device,drive={drive}'],
+                          '/dev/vda'),
+}
+
+X86_DISKS = ['ide-hd', 'virtio-blk-pci', 'ahci']
+X86_NICS = ['e1000', 'rtl8139', 'virtio-net-pci', 'e1000e']
+ARM_DISKS = ['virtio-blk-pci', 'virtio-blk-device']
+ARM_NICS = ['virtio-net-pci', 'e1000']
+
+FULL = ([(m, d, n) for m in ('pc', 'q35') for d in X86_DISKS
+         for n in X86_NICS] +
+        [('virt-a57', d, n) for d in ARM_DISKS for n in ARM_NICS])
+SUBSET = [('pc', 'ide-hd', 'e1000'),
+          ('q35', 'virtio-blk-pci', 'virtio-net-pci'),
+          ('virt-a57', 'virtio-blk-device', 'virtio-net-pci')]
+CELLS = FULL if os.environ.get('QRR_MATRIX') == 'full' else SUBSET
+
+DISK_SIZE = 4 << 20
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope='module')
+def disk(tmp_path_factory):
+    """A qcow2 image with random content; returns (path, md5 of 1st MiB)."""
+    d = tmp_path_factory.mktemp('disk')
+    raw = d / 'disk.raw'
+    data = random.Random(1234).randbytes(DISK_SIZE)
+    raw.write_bytes(data)
+    img = d / 'disk.qcow2'
+    subprocess.run([str(q.QEMU_BUILD / 'qemu-img'), 'convert', '-f', 'raw',
+                    '-O', 'qcow2', str(raw), str(img)], check=True)
+    return img, hashlib.md5(data[:1 << 20]).hexdigest()
+
+
+class Server:
+    """An HTTP server on 127.0.0.1 serving one file whose content we set."""
+
+    def __init__(self, root):
+        self.root = root
+        handler = functools.partial(Quiet, directory=str(root))
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                     handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def set(self, text):
+        (self.root / 'file.txt').write_text(text)
+        return hashlib.md5(text.encode()).hexdigest()
+
+    @property
+    def url(self):
+        return f'http://10.0.2.2:{self.port}/file.txt'
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp('www'))
+    yield s
+    s.httpd.shutdown()
+
+
+def device_args(machine, disk_kind, nic, image, url):
+    wiring, dev = DISKS[disk_kind]
+    args = q.linux_args(machine, f'qrr.disk={dev} qrr.net={url}')
+    args += ['-drive', f'file={image},if=none,id=img-direct,format=qcow2',
+             '-drive', 'driver=blkreplay,if=none,image=img-direct,'
+             'id=img-blkreplay']
+    args += [w.format(drive='img-blkreplay') for w in wiring]
+    args += ['-netdev', 'user,id=net0', '-device', f'{nic},netdev=net0',
+             '-object', 'filter-replay,id=replay0,netdev=net0']
+    return args
+
+
+def field(out, name):
+    m = re.search(rb'^' + name.encode() + rb': *(\S+)', out, re.M)
+    assert m, f'the guest printed no {name}'
+    return m.group(1).decode()
+
+
+@pytest.mark.parametrize('run', range(REPEAT))
+@pytest.mark.parametrize('machine,disk_kind,nic', CELLS,
+                         ids=['-'.join(c) for c in CELLS])
+def test_disk_and_net_replay(tmp_path, disk, server, machine, disk_kind,
+                             nic, run):
+    image, md5_first_mib = disk
+    arch = q.MACHINES[machine][0]
+    args = device_args(machine, disk_kind, nic, image, server.url)
+    log = tmp_path / 'dev.rr'
+    image_sha = sha256(image)
+
+    recorded_md5 = server.set(f'recorded content {run} {random.random()}\n')
+    rec = q.run(arch, args + q.icount_opt('record', log))
+    assert rec.rc == 0, 'record failed: ' + rec.describe()
+    assert sha256(image) == image_sha, 'record wrote the disk image'
+
+    server.set('the file changed after the recording\n')
+    rep = q.run(arch, args + q.icount_opt('replay', log))
+    assert rep.rc == 0, 'replay failed: ' + rep.describe()
+    assert sha256(image) == image_sha, 'replay wrote the disk image'
+
+    q.assert_same_output(rec, rep)
+    out = rep.guest_output()
+    assert field(out, 'disk-md5') == md5_first_mib, rep.describe()
+    assert field(out, 'write-md5') == field(out, 'read-md5'), rep.describe()
+    assert field(out, 'http') == recorded_md5, rep.describe()
+    assert b'recorded content' in out
+    assert b'the file changed' not in out
+    assert b'error' not in rep.err.lower(), rep.describe()
+
+
+def startup_error(machine, args):
+    arch = q.MACHINES[machine][0]
+    r = q.run(arch, args, timeout=60)
+    assert r.rc not in (None, 0), r.describe()
+    assert b'QRR-GUEST begin' not in r.out
+    return r.err.decode(errors='replace').strip().splitlines()[-1]
+
+
+@pytest.fixture(scope='module')
+def short_log(tmp_path_factory):
+    """The first seconds of a recording on pc with no disk and no NIC."""
+    log = tmp_path_factory.mktemp('short') / 'short.rr'
+    r = q.run('x86_64', q.linux_args('pc') + q.icount_opt('record', log),
+              timeout=3)
+    assert r.rc is None or r.rc == 0, r.describe()
+    assert log.stat().st_size > 0
+    return log
+
+
+@pytest.mark.parametrize('mode', ['record', 'replay'])
+def test_drive_without_blkreplay_is_refused(tmp_path, disk, short_log, mode):
+    image, _ = disk
+    log = tmp_path / 'x.rr' if mode == 'record' else short_log
+    args = q.linux_args('pc') + [
+        '-drive', f'file={image},if=none,id=mydisk,format=qcow2,'
+        'snapshot=on', '-device', 'virtio-blk-pci,drive=mydisk,id=vd0']
+    err = startup_error('pc', args + q.icount_opt(mode, log))
+    assert "drive 'mydisk' (virtio-blk-pci 'vd0') does not go through " \
+           "blkreplay; add -drive driver=blkreplay,if=none," \
+           "image=mydisk" in err, err
+
+
+def test_netdev_without_filter_replay_is_refused(tmp_path):
+    args = q.linux_args('pc') + ['-netdev', 'user,id=mynet',
+                                 '-device', 'e1000,netdev=mynet']
+    err = startup_error('pc', args + q.icount_opt('record', tmp_path / 'x'))
+    assert "netdev 'mynet'" in err and 'has no filter-replay; add -object ' \
+           'filter-replay,id=ID,netdev=mynet' in err, err
+
+
+def test_legacy_net_hub_is_refused(tmp_path):
+    args = q.linux_args('pc') + ['-net', 'nic,model=e1000', '-net', 'user']
+    err = startup_error('pc', args + q.icount_opt('record', tmp_path / 'x'))
+    assert 'legacy -net hub' in err, err
+
+
+def test_without_rr_blkreplay_passes_through(tmp_path, disk):
+    """rr off: blkreplay is a plain filter and writes reach the image."""
+    image, _ = disk
+    copy = tmp_path / 'copy.qcow2'
+    copy.write_bytes(image.read_bytes())
+    before = sha256(copy)
+    args = device_args('pc', 'virtio-blk-pci', 'e1000', copy,
+                       'http://10.0.2.2:9/none')
+    r = q.run('x86_64', args + ['-icount', 'shift=auto'])
+    assert r.rc == 0, r.describe()
+    out = r.guest_output()
+    assert field(out, 'write-md5') == field(out, 'read-md5')
+    assert sha256(copy) != before
