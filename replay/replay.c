@@ -841,6 +841,8 @@ void replay_finish(void)
         if (replay_state.writer &&
             !replay_log_close(replay_state.writer, &err)) {
             error_report_err(err);
+            /* the log is incomplete: that is not a successful recording */
+            exit(EXIT_FAILURE);
         }
         replay_state.writer = NULL;
     } else {

@@ -83,7 +83,8 @@ class Result:
                 f'--- stderr ---\n{self.err.decode(errors="replace")}')
 
 
-def run(arch, args, typed=None, timeout=DEFAULT_TIMEOUT, env=None):
+def run(arch, args, typed=None, timeout=DEFAULT_TIMEOUT, env=None,
+        preexec_fn=None):
     """Run QEMU; when the guest prompts (QRR-PROMPT), type @typed.
 
     Returns a Result; a run that outlives @timeout is killed and its
@@ -92,7 +93,8 @@ def run(arch, args, typed=None, timeout=DEFAULT_TIMEOUT, env=None):
     cmd = [str(qemu_binary(arch))] + args
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=env)
+                         stderr=subprocess.PIPE, env=env,
+                         preexec_fn=preexec_fn)
     out = bytearray()
     err = bytearray()
 

@@ -6,6 +6,7 @@
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import time
@@ -53,6 +54,25 @@ def patched(tmp_path, good_log, name, fn):
 
 def header_size(data):
     return int.from_bytes(data[12:16], 'little')
+
+
+def chunks(data):
+    """(offset, stored payload size) of each chunk, in order."""
+    off, out = header_size(data), []
+    while off + 48 <= len(data):
+        size = int.from_bytes(data[off + 32:off + 36], 'little')
+        out.append((off, size))
+        off += 48 + size
+    return out
+
+
+def cut_in_payload(data):
+    """Cut the log in the middle of the payload of its middle chunk."""
+    cs = chunks(data)
+    assert len(cs) >= 2, 'the good log has a single chunk'
+    off, size = cs[len(cs) // 2]
+    assert size >= 2
+    return data[:off + 48 + size // 2]
 
 
 def flip(data, off):
@@ -117,12 +137,136 @@ def test_payload_bit_flip(tmp_path, good_log):
 
 def test_truncated_in_chunk(tmp_path, good_log):
     """A cut log replays its valid part, then stops with an error."""
-    p = patched(tmp_path, good_log, 'cut.rr', lambda d: d[:len(d) * 2 // 3])
+    p = patched(tmp_path, good_log, 'cut.rr', cut_in_payload)
     r = replay(p)
     assert re.search(r'payload truncated .*; replay stopped at icount \d+, '
                      r'the end of the log.s valid part', last_error(r)), \
         r.describe()
     assert b'QRR-GUEST end' not in r.out
+
+
+def test_truncated_between_chunks(tmp_path, good_log):
+    """A log cut at a chunk boundary: what a recording killed between two
+    flushes leaves."""
+    off, _ = chunks(good_log.read_bytes())[1]
+    p = patched(tmp_path, good_log, 'cut2.rr', lambda d: d[:off])
+    err = last_error(replay(p))
+    assert re.search(rf'the log ends at offset {off} after chunk 0 without a '
+                     r'final chunk .*; replay stopped at icount \d+', err), err
+
+
+def test_checksum_field_flip(tmp_path, good_log):
+    """A bit flipped in the payload checksum itself, not in the payload."""
+    p = patched(tmp_path, good_log, 'crcflip.rr',
+                lambda d: flip(d, header_size(d) + 40))
+    assert re.search(r'offset \d+: chunk 0 header checksum mismatch',
+                     last_error(replay(p)))
+
+
+def test_other_machine(good_log):
+    err = last_error(replay(good_log, ['-M', 'virt-9.2']))
+    assert 'does not match the recording: machine is virt' in err, err
+
+
+def test_killed_recording_replays_its_prefix(tmp_path):
+    """SIGKILL during the recording: the log replays up to its last flush,
+    printing a prefix of what the recording printed, then stops with an
+    error."""
+    log = tmp_path / 'killed.rr'
+    args = q.linux_args(MACHINE, 'qrr.sleep=10')
+    cmd = [str(q.qemu_binary(ARCH))] + args + q.icount_opt('record', log)
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = bytearray()
+    while b'tick 2 ' not in out:
+        b = p.stdout.read1(65536)
+        assert b, 'the recording ended before /init'
+        out.extend(b)
+    time.sleep(1.5)
+    p.send_signal(signal.SIGKILL)
+    out.extend(p.stdout.read())
+    p.wait()
+    assert b'QRR-GUEST end' not in out
+    r = q.run(ARCH, args + q.icount_opt('replay', log), timeout=TIMEOUT)
+    assert r.rc == 1, r.describe()
+    assert re.search(r"replay stopped at icount \d+, the end of the log's "
+                     r'valid part', last_error(r)), r.describe()
+    assert b'Booting Linux' in r.out or b'Linux version' in r.out
+    assert bytes(out).startswith(r.out), \
+        'the replayed prefix differs from the recording'
+
+
+def fsize_limit(limit):
+    def set_limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return set_limit
+
+
+def record_until_full(log, preexec_fn=None):
+    """Record onto a file system that fills up; return the record Result."""
+    r = q.run(ARCH, q.linux_args(MACHINE) + q.icount_opt('record', log),
+              timeout=TIMEOUT, preexec_fn=preexec_fn)
+    assert r.rc is not None, 'the recording hung when the disk was full'
+    assert r.rc == 1, r.describe()
+    assert re.search(r'recording stopped at icount \d+, the log keeps what '
+                     r'came before', r.err.decode()), r.describe()
+    assert b'QRR-GUEST end' not in r.out, 'the guest ran on unrecorded'
+    return r
+
+
+def test_log_write_failing_near_the_end_exits_nonzero(tmp_path):
+    """Even when only the last writes fail (at the final flush, or during
+    the last flush interval), the recording is not a success."""
+    log = tmp_path / 'last.rr'
+    good = q.run(ARCH, q.linux_args(MACHINE) +
+                 q.icount_opt('record', tmp_path / 'size.rr'))
+    assert good.rc == 0
+    size = (tmp_path / 'size.rr').stat().st_size
+    r = q.run(ARCH, q.linux_args(MACHINE) + q.icount_opt('record', log),
+              timeout=TIMEOUT, preexec_fn=fsize_limit(size * 9 // 10))
+    assert r.rc == 1, r.describe()
+    assert 'File too large' in r.err.decode(), r.describe()
+
+
+def check_prefix_replays(log, rec):
+    r = replay(log)
+    assert re.search(r"replay stopped at icount \d+, the end of the log's "
+                     r'valid part', last_error(r)), r.describe()
+    assert rec.out.startswith(r.out)
+    assert len(r.out) > 0
+
+
+def test_file_size_limit_while_recording(tmp_path):
+    """The log hits RLIMIT_FSIZE (EFBIG): recording stops, QEMU exits 1,
+    and what was written replays."""
+    log = tmp_path / 'limited.rr'
+    rec = record_until_full(log, fsize_limit(8000))
+    assert 'File too large' in rec.err.decode(), rec.describe()
+    check_prefix_replays(log, rec)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    mnt = tmp_path / 'small'
+    mnt.mkdir()
+    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=8k', 'tmpfs',
+                        str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip('cannot mount a small tmpfs here: ' + r.stderr.decode())
+    yield mnt
+    subprocess.run(['umount', str(mnt)])
+
+
+def test_full_disk_while_recording(tmp_path, small_fs):
+    """The file system fills up (ENOSPC): recording stops, QEMU exits 1,
+    and what was written replays."""
+    log = small_fs / 'full.rr'
+    rec = record_until_full(log)
+    assert 'No space left on device' in rec.err.decode(), rec.describe()
+    copy = tmp_path / 'full.rr'
+    copy.write_bytes(log.read_bytes())
+    check_prefix_replays(copy, rec)
 
 
 def test_other_ram_size(good_log):
