@@ -1,48 +1,44 @@
 #!/usr/bin/python3
-# The README's main job: record the default guest, replay it, compare, and
-# print a summary.
+# The README's main job: record the default guest with `scripts/qrr record`,
+# replay it with `scripts/qrr replay`, compare, and print a summary.
 #
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
 
-import re
-import subprocess
+import json
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import qrrcmd  # noqa: E402
 import qrrtest as q  # noqa: E402
 
 MACHINE = 'pc'
-
-
-def log_stats(log):
-    dump = q.TOP / 'scripts' / 'replay-dump.py'
-    out = subprocess.run([sys.executable, str(dump), '--verify', str(log)],
-                         capture_output=True, text=True)
-    m = re.search(r'(\d+) chunks, (\d+) events, last icount (\d+)',
-                  out.stdout)
-    return (int(m.group(2)), int(m.group(3))) if m else (None, None)
 
 
 def main():
     arch = q.MACHINES[MACHINE][0]
     args = q.linux_args(MACHINE, 'qrr.prompt=1')
     with tempfile.TemporaryDirectory(prefix='qrr-demo-') as d:
-        log = Path(d) / 'boot.rr'
+        trace = Path(d) / 'trace'
         print(f'[qrr] recording the default guest ({arch} {MACHINE}, '
-              'Debian kernel + busybox) ...', flush=True)
-        rec = q.run(arch, args + q.icount_opt('record', log),
-                    typed='hello from the recording')
+              'Debian kernel + busybox) with scripts/qrr record ...',
+              flush=True)
+        rec = qrrcmd.run(['record', '-o', trace, '--qemu-dir', q.QEMU_BUILD,
+                          '--', f'qemu-system-{arch}'] + args,
+                         typed='hello from the recording')
         if rec.rc != 0:
             print(rec.describe())
             return 1
-        print('[qrr] replaying it (typing a different line) ...', flush=True)
-        rep = q.run(arch, args + q.icount_opt('replay', log),
-                    typed='this line must not appear')
-        events, icount = log_stats(log)
-        size = log.stat().st_size
+        print('[qrr] replaying it with scripts/qrr replay (typing a '
+              'different line) ...', flush=True)
+        rep = qrrcmd.run(['replay', trace, '--qemu-dir', q.QEMU_BUILD,
+                          '--no-progress'],
+                         typed='this line must not appear')
+        manifest = json.loads((trace / 'manifest.json').read_text())
+        events, icount = manifest.get('events'), manifest.get('icount')
+        size = (trace / 'replay.rr').stat().st_size
         matched = rep.rc == 0 and rec.out == rep.out
         print()
         print('| | |')

@@ -27,6 +27,8 @@ qrr = qrrcmd.load_tool()
 MACHINE = 'pc'
 ARCH = 'x86_64'
 BINARY = f'qemu-system-{ARCH}'
+# a guest run is ~15 s: anything beyond this is a hang
+E2E_TIMEOUT = 240
 
 
 def rw(args, arch=ARCH, mode='record', trace_dir='/trace', cwd='/cwd'):
@@ -291,14 +293,15 @@ def guest_args(guest_dir, append=''):
 
 def record(trace, args, typed=None, cwd=None):
     r = qrrcmd.run(['record', '-o', trace, '--qemu-dir', q.QEMU_BUILD, '--',
-                    BINARY] + args, typed=typed, cwd=cwd)
+                    BINARY] + args, typed=typed, cwd=cwd,
+                   timeout=E2E_TIMEOUT)
     assert r.rc == 0, 'qrr record failed: ' + r.describe()
     return r
 
 
 def replay(trace, *extra, typed=None, cwd=None):
     r = qrrcmd.run(['replay', trace, '--qemu-dir', q.QEMU_BUILD] +
-                   list(extra), typed=typed, cwd=cwd)
+                   list(extra), typed=typed, cwd=cwd, timeout=E2E_TIMEOUT)
     assert r.rc == 0, 'qrr replay failed: ' + r.describe()
     return r
 
