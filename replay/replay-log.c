@@ -19,7 +19,8 @@
  *   12   4  header size H = 24 + F
  *   16   4  fingerprint size F (at most 1 MiB)
  *   20   F  fingerprint: UTF-8 "key=value" lines, each ending in "\n",
- *           describing what a replay must match (see replay-fingerprint.c)
+ *           describing what a replay must match (see replay-fingerprint.c);
+ *           no NUL bytes
  *  20+F  4  CRC of bytes [0, 20 + F)
  *
  * Chunk (48 + C bytes):
@@ -46,8 +47,10 @@
  * A log is complete when its chunks are all valid and the last one has the
  * final flag, with nothing after it.  A chunk is valid when both CRCs
  * match, its magic, sequence number and base icount are as above, its
- * sizes are within bounds, and its payload decodes to exactly U bytes
- * holding exactly the stated number of events.
+ * sizes are within bounds, its payload decodes to exactly U bytes holding
+ * exactly the stated number of events, and the last of them has the
+ * chunk's last icount (so that, with the base chaining, icounts never
+ * decrease from chunk to chunk).
  *
  * A complete chunk header or payload that is not valid makes the log
  * corrupt: it is rejected, naming the offset.  A chunk cut short by the end
@@ -373,7 +376,9 @@ bool replay_log_append(ReplayLogWriter *w, const ReplayEvent *ev)
     if (!w->raw->len) {
         w->open_since_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     }
-    ok = !w->closing && replay_event_encode(&w->coder, w->raw, ev);
+    /* once the writer thread failed, later events can't reach the file */
+    ok = !w->closing && !w->error &&
+         replay_event_encode(&w->coder, w->raw, ev);
     if (ok) {
         w->open.nevents++;
         w->open.last = ev->icount;
@@ -461,6 +466,7 @@ static bool reader_header(ReplayLogReader *r, uint64_t fsize, Error **errp)
     uint8_t fixed[HDR_FIXED];
     g_autofree uint8_t *hdr = NULL;
     uint32_t hlen, fplen;
+    uint8_t *nul;
 
     if (fsize == 0) {
         error_setg(errp, "%s: empty file, not a qrr replay log", r->path);
@@ -503,6 +509,13 @@ static bool reader_header(ReplayLogReader *r, uint64_t fsize, Error **errp)
     if (crc32(0, hdr, hlen - 4) != (uint32_t)ldl_le_p(hdr + hlen - 4)) {
         error_setg(errp, "%s: offset %u: header checksum mismatch", r->path,
                    hlen - 4);
+        return false;
+    }
+    nul = memchr(hdr + HDR_FIXED, 0, fplen);
+    if (nul) {
+        /* as a C string it would end early, and the chunks with it */
+        error_setg(errp, "%s: offset %td: NUL byte in the fingerprint",
+                   r->path, nul - hdr);
         return false;
     }
     r->fingerprint = g_strndup((char *)hdr + HDR_FIXED, fplen);
@@ -718,10 +731,18 @@ int replay_log_next(ReplayLogReader *r, ReplayEvent *ev, Error **errp)
     int n;
 
     while (!r->left) {
-        if (r->raw && r->pos != r->raw_len) {
-            ci = &g_array_index(r->chunks, ChunkInfo, r->cur - 1);
+        /* check the chunk just read to its end (r->cur counts loaded ones) */
+        ci = r->cur ? &g_array_index(r->chunks, ChunkInfo, r->cur - 1) : NULL;
+        if (ci && r->pos != r->raw_len) {
             error_setg(errp, "%s: offset %" PRIu64 ": chunk %u has bytes "
                        "after its last event", r->path, ci->offset, ci->seq);
+            return -1;
+        }
+        if (ci && r->coder.icount != ci->last) {
+            error_setg(errp, "%s: offset %" PRIu64 ": chunk %u last icount "
+                       "%" PRIu64 " is not the icount of its last event "
+                       "(%" PRIu64 ")", r->path, ci->offset, ci->seq,
+                       ci->last, r->coder.icount);
             return -1;
         }
         if (r->cur == r->chunks->len) {

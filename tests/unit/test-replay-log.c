@@ -8,6 +8,8 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qemu/bswap.h"
+#include <zlib.h>
 #include "../../replay/replay-log.h"
 
 static char *tmpdir;
@@ -345,6 +347,43 @@ static void test_bad_trailing(void)
     expect_error(b->data, b->len, "unexpected data after the final chunk");
 }
 
+/* Found by tests/fuzz: the chunks were looked for inside the header. */
+static void test_bad_fingerprint_nul(void)
+{
+    g_autoptr(GByteArray) b = good_log();
+
+    b->data[24] = 0;            /* "format=test\n" becomes "form\0t=..." */
+    stl_le_p(b->data + TEST_HDR - 4, crc32(0, b->data, TEST_HDR - 4));
+    expect_error(b->data, b->len, "offset 24: NUL byte in the fingerprint");
+}
+
+/*
+ * Found by tests/fuzz: a chunk whose last icount is not that of its last
+ * event made icounts go backwards at the next chunk.  Here the one, empty,
+ * chunk claims icount 5: the log opens, reading it fails.
+ */
+static void test_bad_last_icount(void)
+{
+    g_autofree char *path = tmp_path("last.rr");
+    g_autoptr(GByteArray) b = NULL;
+    ReplayLogReader *r;
+    ReplayEvent ev;
+    Error *err = NULL;
+
+    g_ptr_array_unref(write_log(path, 0, 0, true));
+    b = file_bytes(path);
+    g_assert_cmpuint(b->len, ==, TEST_HDR + 48);
+    stq_le_p(b->data + TEST_HDR + 16, 5);
+    stl_le_p(b->data + TEST_HDR + 44, crc32(0, b->data + TEST_HDR, 44));
+    put_bytes(path, b->data, b->len);
+    r = replay_log_open(path, &error_abort);
+    g_assert_cmpint(replay_log_next(r, &ev, &err), ==, -1);
+    g_assert(strstr(error_get_pretty(err), "chunk 0 last icount 5 is not "
+                    "the icount of its last event (0)"));
+    error_free(err);
+    replay_log_close_reader(r);
+}
+
 static void test_bad_directory(void)
 {
     Error *err = NULL;
@@ -430,6 +469,8 @@ int main(int argc, char **argv)
     g_test_add_func("/replay/bad/chunk-header", test_bad_chunk_header);
     g_test_add_func("/replay/bad/payload", test_bad_payload);
     g_test_add_func("/replay/bad/trailing", test_bad_trailing);
+    g_test_add_func("/replay/bad/fingerprint-nul", test_bad_fingerprint_nul);
+    g_test_add_func("/replay/bad/last-icount", test_bad_last_icount);
     g_test_add_func("/replay/bad/directory", test_bad_directory);
     g_test_add_func("/replay/bad/missing", test_bad_missing);
     g_test_add_func("/replay/bad/truncated-everywhere",
