@@ -41,7 +41,7 @@ check: build guests
 	@bash $(T)/run-functional.sh $(TESTS)
 
 matrix: build guests
-	@QRR_MATRIX=full QRR_REPEAT=$${N:-10} bash $(T)/run-functional.sh tests/functional/qrr/test_matrix.py
+	@QRR_MATRIX=full QRR_REPEAT=$${N:-10} bash $(T)/run-functional.sh tests/functional/qrr/test_devices.py -k disk_and_net
 
 bench: build guests
 	@bash $(T)/fetch-base.sh

@@ -23,7 +23,7 @@ mkdir -p "$dl" "$out"
 
 # Modules the workloads need (dependencies are added from .modinfo).
 MODULES="virtio_pci virtio_blk virtio_net virtio_mmio virtio-rng e1000 e1000e
-8139too ahci ata_piix sd_mod"
+8139too 8139cp ahci ata_piix sd_mod"
 
 # The kernel meta package names the ABI-versioned image package.
 kpkg=$(apt-cache depends "linux-image-$darch:$darch" 2>/dev/null |

@@ -1,0 +1,9 @@
+#!/bin/bash
+# Run the benchmark (tooling/bench.py) against the qrr and upstream builds
+# and keep the table in docs/system/replay-bench.md.
+#   bench.sh [bench.py options]     e.g. RUNS=3 make bench
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$QRR_TOP"
+exec /usr/bin/python3 tooling/bench.py --runs "${RUNS:-5}" \
+    --out docs/system/replay-bench.md "$@"
