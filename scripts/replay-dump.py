@@ -273,6 +273,9 @@ class LogReader:
         hdr = self.read_at(0, hlen)
         if zlib.crc32(hdr[:-4]) != struct.unpack('<I', hdr[-4:])[0]:
             self.fail(hlen - 4, 'header checksum mismatch')
+        nul = hdr.find(b'\0', HDR_FIXED, hlen - 4)
+        if nul >= 0:
+            self.fail(nul, 'NUL byte in the fingerprint')
         fingerprint = hdr[HDR_FIXED:-4].decode('utf-8', errors='replace')
         self.header = Header(version, hlen, fingerprint)
         return self.header

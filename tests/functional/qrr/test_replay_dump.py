@@ -7,6 +7,7 @@
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -544,3 +545,12 @@ def test_unreadable_file(good):
 def test_usage_error(good):
     p = run_dump('--stats', '--verify', good, check_rc=1)
     assert 'not allowed with' in p.stderr
+
+
+def test_nul_in_fingerprint(tmp_path):
+    """As the C reader: a NUL would end the fingerprint early."""
+    log = Log([{'events': CHUNKS[0]['events']}],
+              fingerprint='target=x86_64\n\0machine=pc\n')
+    p = run_dump('--verify', log.write(tmp_path / 'l.rr'), check_rc=1)
+    assert re.search(r'offset 34: NUL byte in the fingerprint', p.stderr), \
+        p.stderr
