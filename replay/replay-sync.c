@@ -21,7 +21,9 @@
  * makes a replay flip a bit of a register at the first interrupt or
  * exception at or after icount N, so that detection can be checked:
  * QRR_TEST_PERTURB_REG (gdb number, default 0) and QRR_TEST_PERTURB_BIT
- * (default 0) choose which.
+ * (default 0) choose which.  With QRR_TEST_PERTURB_AT_SYNC=1 the flip waits
+ * for an event that is a sync point, so that the sync point's register
+ * comparison, not a later event, is what sees it.
  */
 
 #include "qemu/osdep.h"
@@ -239,7 +241,10 @@ void replay_sync_point(void)
     }
     seq = replay_state.vcpu_events++;
     if (replay_mode == REPLAY_MODE_PLAY && replay_state.perturb_icount >= 0 &&
-        replay_icount() >= (uint64_t)replay_state.perturb_icount) {
+        replay_icount() >= (uint64_t)replay_state.perturb_icount &&
+        (!env_uint("QRR_TEST_PERTURB_AT_SYNC", 0) ||
+         (replay_state.sync_interval &&
+          seq % replay_state.sync_interval == 0))) {
         replay_state.perturb_icount = -1;
         perturb(cpu);
     }

@@ -50,3 +50,30 @@ def test_perturbation_is_reported(log, point):
     assert m, rep.describe()
     at = int(m.group(1))
     assert point <= flipped <= at < flipped + WINDOW, err
+
+
+# A register the next instructions may overwrite is caught by the sync
+# point's comparison when the flip comes right at one: the report names
+# the register with its recorded and replayed values.
+REG_POINTS = [120_000_000 + i * 105_000_000 for i in range(10)]
+X2_REGNUM = 2
+
+
+@pytest.mark.parametrize('point', REG_POINTS)
+def test_register_flip_is_reported_with_its_diff(log, point):
+    env = dict(os.environ, QRR_TEST_PERTURB_ICOUNT=str(point),
+               QRR_TEST_PERTURB_REG=str(X2_REGNUM), QRR_TEST_PERTURB_BIT='40',
+               QRR_TEST_PERTURB_AT_SYNC='1')
+    rep = q.run(ARCH, q.linux_args(MACHINE) + q.icount_opt('replay', log),
+                env=env, timeout=120)
+    assert rep.rc == 1, rep.describe()
+    err = rep.err.decode()
+    flipped = int(re.search(r'flipped bit 40 of register 2 at icount (\d+)',
+                            err).group(1))
+    m = re.search(r'replay diverged at icount (\d+) \(sync point \d+, after '
+                  r'\w+\): register 2: recorded (0x[0-9a-f]+) replayed '
+                  r'(0x[0-9a-f]+); the log.s next event is \w+ at icount \d+',
+                  err)
+    assert m, err
+    assert int(m.group(1)) == flipped
+    assert int(m.group(2), 16) ^ int(m.group(3), 16) == 1 << 40
