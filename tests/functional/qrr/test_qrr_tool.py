@@ -386,26 +386,59 @@ def test_info_dump_report(boot, tmp_path):
 
 
 class FakeGdb:
-    """A 'gdb' that connects to the stub, asks why it stopped, detaches."""
+    """A 'gdb' speaking just enough of the remote protocol: it runs the
+    monitor commands and 'continue' that qrr passes with -ex, asks the
+    stub where the replay is (monitor info replay), and detaches."""
 
     SCRIPT = textwrap.dedent('''\
         import re, socket, sys, time
-        port = int(re.search(r'target remote [\\d.]*:(\\d+)',
-                             ' '.join(sys.argv)).group(1))
+        args = sys.argv[1:]
+        exs = [args[i + 1] for i, a in enumerate(args[:-1]) if a == '-ex']
+        port = int(next(re.search(r'target remote [\\d.]*:(\\d+)', e)
+                        .group(1) for e in exs if 'target remote' in e))
         for _ in range(100):
             try:
                 s = socket.create_connection(('127.0.0.1', port), 2)
                 break
             except OSError:
                 time.sleep(0.2)
-        s.settimeout(20)
-        s.sendall(b'$?#3f')
+        s.settimeout(60)
         buf = b''
-        while b'#' not in buf.lstrip(b'+')[1:]:
-            buf += s.recv(4096)
-        print('stop reply:', buf.decode())
-        s.sendall(b'+$D#44')
-        time.sleep(0.5)
+
+        def send(data):
+            s.sendall(b'$%s#%02x' % (data, sum(data) & 0xff))
+
+        def recv():
+            global buf
+            while True:
+                m = re.search(rb'\\$([^#]*)#..', buf)
+                if m:
+                    buf = buf[m.end():]
+                    s.sendall(b'+')
+                    return m.group(1)
+                buf += s.recv(4096)
+
+        def monitor(cmd):
+            send(b'qRcmd,' + cmd.encode().hex().encode())
+            out = b''
+            while True:
+                r = recv()
+                if r.startswith(b'O') and r != b'OK':
+                    out += bytes.fromhex(r[1:].decode())
+                else:
+                    return out.decode()
+
+        send(b'?')
+        print('stop reply:', recv().decode())
+        for e in exs:
+            if e.startswith('monitor '):
+                print(monitor(e[8:]), end='')
+            elif e == 'continue':
+                send(b'c')
+                print('stopped:', recv().decode())
+        print(monitor('info replay'), end='')
+        send(b'D')
+        recv()
         ''')
 
     def __init__(self, d):
@@ -421,8 +454,15 @@ def test_debug_attaches_gdb(boot, tmp_path):
     r = qrrcmd.run(['debug', trace, '--qemu-dir', q.QEMU_BUILD,
                     '--gdb', gdb.path], timeout=120)
     assert r.rc == 0, r.describe()
-    assert re.search(rb'stop reply: \+?\$[ST]05', r.out), r.describe()
+    assert re.search(rb'stop reply: [ST]05', r.out), r.describe()
+    assert b'instruction count = 0\r\n' in r.out, r.describe()
     assert b'replaying under gdb on port' in r.err
+    # --at: the replay runs to that instruction count under gdb
+    r = qrrcmd.run(['debug', trace, '--qemu-dir', q.QEMU_BUILD,
+                    '--gdb', gdb.path, '--at', '123456789'], timeout=120)
+    assert r.rc == 0, r.describe()
+    assert b'stopped: T' in r.out or b'stopped: S' in r.out, r.describe()
+    assert b'instruction count = 123456789\r\n' in r.out, r.describe()
 
 
 @needs_build
