@@ -16,6 +16,7 @@ import sys
 import tarfile
 import textwrap
 import threading
+from xml.etree import ElementTree
 
 import pytest
 
@@ -271,6 +272,26 @@ def test_existing_trace_dir_is_not_overwritten(tmp_path, fake_qemu):
     check_error(r, 'already exists and is not an empty directory')
 
 
+def test_default_trace_dirs_and_no_double_dash(tmp_path, fake_qemu):
+    env = dict(os.environ, QRR_QEMU_DIR=str(fake_qemu))
+    for n in (1, 2):
+        r = qrrcmd.run(['record', BINARY, '-m', '1G', '-nodefaults'],
+                       env=env, cwd=tmp_path, timeout=60)
+        assert r.rc == 0, r.describe()
+        m = json.loads((tmp_path / f'qrr-trace-{n}' /
+                        'manifest.json').read_text())
+        assert m['exit_status'] == 0 and m['ram'] == 1 << 30
+        assert m['qemu_binary'] == str(fake_qemu / BINARY)
+    cmdline = json.loads((tmp_path / 'qrr-trace-1' /
+                          'cmdline.json').read_text())
+    assert cmdline == [BINARY, '-m', '1G', '-nodefaults', '-icount',
+                       'shift=auto,rr=replay,rrfile=replay.rr']
+    # the fake QEMU wrote no log
+    r = qrrcmd.run(['replay', 'qrr-trace-1'], env=env, cwd=tmp_path,
+                   timeout=60)
+    check_error(r, 'no log in the trace')
+
+
 # ---- end to end on the x86 guest ----
 
 needs_build = pytest.mark.skipif(
@@ -383,6 +404,8 @@ def test_info_dump_report(boot, tmp_path):
     assert text.startswith('<!DOCTYPE html>') and '<svg' in text
     assert '<script' not in text and 'src="http' not in text
     assert 'interrupt' in text and f'{m["icount"]:,}' in text
+    svg = re.search(r'<svg.*?</svg>', text, re.S).group(0)
+    ElementTree.fromstring(svg)             # well-formed
 
 
 class FakeGdb:
