@@ -557,8 +557,13 @@ void replay_shutdown_request(ShutdownCause cause)
 {
     if (replay_mode == REPLAY_MODE_RECORD) {
         replay_record(REPLAY_EV_SHUTDOWN, replay_icount(), cause, 0, NULL, 0);
-    } else if (replay_head_is(REPLAY_EV_SHUTDOWN)) {
-        replay_consume();
+    } else {
+        ReplayEvent *h = replay_head_is(REPLAY_EV_SHUTDOWN);
+
+        /* a request of this run's own (gdb's kill, quit) is not the log's */
+        if (h && h->arg[0] == cause) {
+            replay_consume();
+        }
     }
 }
 
