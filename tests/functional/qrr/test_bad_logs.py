@@ -7,9 +7,12 @@
 import os
 import re
 import resource
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -106,12 +109,13 @@ def test_truncated_header(tmp_path, good_log):
                      last_error(replay(p)))
 
 
-def test_wrong_version(tmp_path, good_log):
-    def v2(d):
-        d[8] = 2
+@pytest.mark.parametrize('version', [0, 2], ids=['older', 'newer'])
+def test_other_version(tmp_path, good_log, version):
+    def set_version(d):
+        d[8] = version
         return d
-    p = patched(tmp_path, good_log, 'v2.rr', v2)
-    assert 'offset 8: log format version 2 is not supported' in \
+    p = patched(tmp_path, good_log, f'v{version}.rr', set_version)
+    assert f'offset 8: log format version {version} is not supported' in \
         last_error(replay(p))
 
 
@@ -300,8 +304,26 @@ def test_other_architecture(tmp_path):
     assert 'target is x86_64 in the log but aarch64 in this run' in err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason='root reads any file')
-def test_unreadable(tmp_path, good_log):
-    p = patched(tmp_path, good_log, 'noperm.rr', lambda d: d)
-    p.chmod(0)
-    assert 'Permission denied' in last_error(replay(p))
+def be_nobody():
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+def test_unreadable(good_log):
+    """A log without read permission.  Root reads any file, so as root the
+    replay runs as nobody, who can read the guest but not the log."""
+    d = Path(tempfile.mkdtemp(prefix='qrr-noperm-'))
+    try:
+        d.chmod(0o755)
+        p = d / 'noperm.rr'
+        p.write_bytes(good_log.read_bytes())
+        p.chmod(0)
+        r = q.run(ARCH, q.linux_args(MACHINE) + q.icount_opt('replay', p),
+                  timeout=TIMEOUT,
+                  preexec_fn=be_nobody if os.geteuid() == 0 else None)
+        assert r.rc == 1, r.describe()
+        err = last_error(r)
+        assert 'noperm.rr' in err and 'Permission denied' in err, err
+    finally:
+        shutil.rmtree(d)

@@ -8,9 +8,11 @@
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -173,10 +175,11 @@ LAST = 2**40 + 9
 NEVENTS = sum(len(c['events']) for c in CHUNKS)
 
 
-def run_dump(*args, check_rc=None):
+def run_dump(*args, check_rc=None, preexec_fn=None):
     p = subprocess.run([sys.executable, str(SCRIPT)] + [str(a) for a in args],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, timeout=60)
+                       universal_newlines=True, timeout=60,
+                       preexec_fn=preexec_fn)
     assert 'Traceback' not in p.stderr, p.stderr
     if check_rc is not None:
         assert p.returncode == check_rc, p.stdout + p.stderr
@@ -535,11 +538,26 @@ def test_missing_file(tmp_path):
                        'directory\n'
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason='root reads any file')
+def be_nobody():
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
 def test_unreadable_file(good):
-    good.chmod(0)
-    p = run_dump('--stats', good, check_rc=1)
-    assert p.stderr == f"Could not open '{good}': Permission denied\n"
+    """Root reads any file: as root, the script runs as nobody, who can
+    reach the file but not read it."""
+    d = Path(tempfile.mkdtemp(prefix='qrr-noperm-'))
+    try:
+        d.chmod(0o755)
+        f = d / 'noperm.rr'
+        f.write_bytes(good.read_bytes())
+        f.chmod(0)
+        p = run_dump('--stats', f, check_rc=1,
+                     preexec_fn=be_nobody if os.geteuid() == 0 else None)
+        assert p.stderr == f"Could not open '{f}': Permission denied\n"
+    finally:
+        shutil.rmtree(d)
 
 
 def test_usage_error(good):
