@@ -105,7 +105,7 @@ def table(arch, runs, times, sizes, mismatch):
                     f'{fmt_ratio(med["qrr", c], med["upstream", c])} |')
     rows.append(f'| log size (bytes) | {size["qrr"]:,.0f} | '
                 f'{size["upstream"]:,.0f} | '
-                f'{fmt_ratio(size["qrr"], size["upstream"])} |')
+                f'1/{size["upstream"] / size["qrr"]:,.0f} |')
     rows.append('| record / icount only | ' + ' | '.join(
         fmt_ratio(med[f, 'record'], med[f, 'icount']) for f in FLAVOURS) +
         ' | |')
