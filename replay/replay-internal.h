@@ -181,6 +181,10 @@ void replay_values_restore(const int64_t *now);
 /* replay-timetravel.c */
 void replay_tt_configure(QemuOpts *opts);
 void replay_tt_start(void);
+/* vCPU thread, between slices: restores and steps of a move */
+void replay_tt_vcpu_work(void);
+/* A restore is waiting for the vCPU: nothing may happen before it. */
+bool replay_tt_restore_pending(void);
 /* vCPU thread, between slices: maybe take an automatic snapshot */
 void replay_tt_slice_end(void);
 /* The break position was reached; true if time travel handles it. */

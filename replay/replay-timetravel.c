@@ -55,8 +55,9 @@
  * breakpoints and watchpoints do not stop the machine
  * (replay_running_debug()): reverse-continue runs each window between two
  * snapshots once, noting where they hit (replay_breakpoint()), then goes
- * to the last hit.  Intermediate steps are made in a bottom half with the
- * vCPU paused, without stopping the machine, so gdb sees one stop.
+ * to the last hit.  Restores and the intermediate steps of a move are
+ * made by the vCPU thread between two slices (replay_tt_vcpu_work()),
+ * without stopping the machine, so gdb sees one stop.
  */
 
 #include "qemu/osdep.h"
@@ -159,7 +160,12 @@ static struct {
     GArray *hits;               /* TTHit in the window, by position */
     TTHit landing;              /* WATCH_BEFORE, WATCH: the hit */
     const char *stop_reason;    /* for gdb's next stop reply */
-    QEMUBH *bh;
+    /* work for the vCPU thread (see replay_tt_vcpu_work()) */
+    bool step_pending;          /* take the next step of the move */
+    bool restore_pending;       /* restore snapshot restore_k, then */
+    guint restore_k;            /* break at brk */
+    ReplayPos brk;
+    int brk_runstate;
     int64_t op_start_ns;
     int64_t last_op_ns;         /* how long the last move took */
     uint64_t restores;
@@ -184,13 +190,10 @@ void replay_tt_configure(QemuOpts *opts)
     tt.hits = g_array_new(false, false, sizeof(TTHit));
 }
 
-static void tt_bh(void *opaque);
-
 void replay_tt_start(void)
 {
     tt.enabled = !tt.budget_set || tt.budget > 0;
     tt.page_size = qemu_target_page_size();
-    tt.bh = qemu_bh_new(tt_bh, NULL);
 }
 
 /* ---- guest RAM ---- */
@@ -631,10 +634,34 @@ static int tt_find(const ReplayPos *p, bool strict)
     return -1;
 }
 
+static void tt_noop(CPUState *cpu, run_on_cpu_data data)
+{
+}
+
+/*
+ * Break at @target, after restoring snapshot @k if @k >= 0.  Restoring
+ * is work for the vCPU thread: it runs device post_load hooks, which may
+ * run_on_cpu(); so the main thread only asks for it, and makes sure that
+ * a vCPU asleep in a halt wakes up to do it.
+ */
+static void tt_request(int k, ReplayPos target, int runstate)
+{
+    replay_set_break(target.icount, target.consumed, runstate);
+    if (k < 0) {
+        return;
+    }
+    tt.restore_pending = true;
+    tt.restore_k = k;
+    tt.brk = target;
+    tt.brk_runstate = runstate;
+    if (first_cpu && !qemu_cpu_is_self(first_cpu)) {
+        async_run_on_cpu(first_cpu, tt_noop, RUN_ON_CPU_NULL);
+    }
+}
+
 /*
  * Go to @target: restore the latest snapshot at or before it, unless
- * running forward from here is shorter, and break there.  The caller
- * makes the vCPU run (and has it paused while this runs).
+ * running forward from here is shorter, and break there.
  */
 static void tt_goto(ReplayPos target, int runstate)
 {
@@ -642,11 +669,12 @@ static void tt_goto(ReplayPos target, int runstate)
     int k = tt_find(&target, false);
 
     trace_replay_tt_goto("goto", target.icount, target.consumed);
-    if (k >= 0 && (replay_pos_cmp(&target, &now) < 0 ||
-                   replay_pos_cmp(&snap_at(k)->pos, &now) > 0)) {
-        tt_restore(k);
+    if (k >= 0 && !(replay_pos_cmp(&target, &now) >= 0 &&
+                    replay_pos_cmp(&snap_at(k)->pos, &now) <= 0)) {
+        tt_request(k, target, runstate);
+    } else {
+        tt_request(-1, target, runstate);
     }
-    replay_set_break(target.icount, target.consumed, runstate);
 }
 
 static bool tt_usable(Error **errp)
@@ -678,43 +706,35 @@ static void tt_search(guint w, ReplayPos end)
     tt.window = w;
     g_array_set_size(tt.hits, 0);
     trace_replay_tt_search(snap_at(w)->pos.icount, end.icount);
-    tt_restore(w);
-    replay_set_break(end.icount, end.consumed, RUN_STATE_DEBUG);
+    tt_request(w, end, RUN_STATE_DEBUG);
 }
 
-/* The next step of a move, in the main loop with the machine running. */
-static void tt_bh(void *opaque)
+/* The next step of a move, when the replay reached the break position. */
+static void tt_step(void)
 {
     CPUState *cpu = first_cpu;
     TTSnapshot *w;
 
-    if (tt.op == TT_OP_NONE || !runstate_is_running() ||
-        !replay_break_reached()) {
-        return;
-    }
-    pause_all_vcpus();
     switch (tt.op) {
     case TT_OP_SEARCH:
         w = snap_at(tt.window);
         if (tt.hits->len) {
             tt.landing = g_array_index(tt.hits, TTHit, tt.hits->len - 1);
-            tt_restore(tt.window);
             if (tt.landing.watch) {
                 /* the access is made by the instruction before */
                 tt.op = TT_OP_WATCH_BEFORE;
-                replay_set_break(tt.landing.pos.icount - 1, UINT64_MAX,
-                                 RUN_STATE_DEBUG);
+                tt_request(tt.window,
+                           (ReplayPos) { tt.landing.pos.icount - 1,
+                                         UINT64_MAX }, RUN_STATE_DEBUG);
             } else {
                 tt.op = TT_OP_SEEK;
-                replay_set_break(tt.landing.pos.icount,
-                                 tt.landing.pos.consumed, RUN_STATE_DEBUG);
+                tt_request(tt.window, tt.landing.pos, RUN_STATE_DEBUG);
             }
         } else if (tt.window == 0) {
             /* nothing back to the start of history: stop there */
-            tt_restore(0);
             tt.op = TT_OP_SEEK;
             tt.stop_reason = "begin";
-            replay_set_break(w->pos.icount, w->pos.consumed, RUN_STATE_DEBUG);
+            tt_request(0, w->pos, RUN_STATE_DEBUG);
         } else {
             tt_search(tt.window - 1, w->pos);
         }
@@ -726,14 +746,47 @@ static void tt_bh(void *opaque)
          * instruction from stopping it first.
          */
         tt.op = TT_OP_WATCH;
-        replay_set_break(tt.landing.pos.icount, tt.landing.pos.consumed,
-                         RUN_STATE_DEBUG);
+        tt_request(-1, tt.landing.pos, RUN_STATE_DEBUG);
         cpu_single_step(cpu, SSTEP_ENABLE);
         break;
     default:
-        g_assert_not_reached();
+        break;
     }
-    resume_all_vcpus();
+}
+
+bool replay_tt_restore_pending(void)
+{
+    return tt.restore_pending;
+}
+
+/*
+ * The vCPU thread, between slices, with the replay mutex held: carry out
+ * what the main thread or the break position asked for.
+ */
+void replay_tt_vcpu_work(void)
+{
+    bool locked;
+
+    if ((!tt.step_pending && !tt.restore_pending) || !qemu_in_vcpu_thread()) {
+        return;
+    }
+    locked = bql_locked();
+    if (!locked) {
+        bql_lock();
+    }
+    if (tt.step_pending) {
+        tt.step_pending = false;
+        tt_step();
+    }
+    if (tt.restore_pending) {
+        tt.restore_pending = false;
+        tt_restore(tt.restore_k);
+        /* unfreeze if the old position happened to match */
+        replay_set_break(tt.brk.icount, tt.brk.consumed, tt.brk_runstate);
+    }
+    if (!locked) {
+        bql_unlock();
+    }
 }
 
 bool replay_tt_break_reached(void)
@@ -741,7 +794,10 @@ bool replay_tt_break_reached(void)
     switch (tt.op) {
     case TT_OP_SEARCH:
     case TT_OP_WATCH_BEFORE:
-        qemu_bh_schedule(tt.bh);
+        tt.step_pending = true;
+        if (first_cpu && !qemu_cpu_is_self(first_cpu)) {
+            async_run_on_cpu(first_cpu, tt_noop, RUN_ON_CPU_NULL);
+        }
         return true;
     default:
         return false;
@@ -750,6 +806,8 @@ bool replay_tt_break_reached(void)
 
 bool replay_tt_stopped(void)
 {
+    tt.step_pending = false;
+    tt.restore_pending = false;
     if (tt.op == TT_OP_NONE) {
         return false;
     }
@@ -846,7 +904,7 @@ bool replay_reverse_continue(void)
     if (w < 0) {
         tt_begin_op(TT_OP_SEEK);
         tt.stop_reason = "begin";
-        replay_set_break(now.icount, now.consumed, RUN_STATE_DEBUG);
+        tt_request(-1, now, RUN_STATE_DEBUG);
         return true;
     }
     tt_begin_op(TT_OP_SEARCH);
@@ -875,14 +933,9 @@ void replay_tt_seek(int64_t icount, Error **errp)
         }
         target = snap_at(0)->pos;
     }
-    if (running) {
-        pause_all_vcpus();
-    }
     tt_begin_op(TT_OP_SEEK);
     tt_goto(target, RUN_STATE_PAUSED);
-    if (running) {
-        resume_all_vcpus();
-    } else {
+    if (!running) {
         vm_start();
     }
 }

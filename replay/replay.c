@@ -50,6 +50,7 @@ static __thread bool in_ordered_step;
 static bool main_loop_polled;   /* the machine is built; the loop runs */
 
 static GPtrArray *blockers;
+static bool break_notified;     /* the break position was acted upon */
 static GQueue early;            /* events recorded before the log exists */
 static bool finished;
 
@@ -380,6 +381,7 @@ void replay_set_break(int64_t icount, uint64_t consumed, int runstate)
     replay_state.break_consumed = consumed;
     replay_state.break_runstate = runstate;
     replay_state.frozen = false;
+    break_notified = false;
     trace_replay_set_break(icount, consumed);
 }
 
@@ -393,6 +395,9 @@ bool replay_break_reached(void)
 {
     uint64_t now;
 
+    if (replay_tt_restore_pending()) {
+        return true;            /* nothing happens before the restore */
+    }
     if (replay_state.break_icount < 0) {
         return false;
     }
@@ -465,6 +470,7 @@ int replay_get_instructions(void)
     if (replay_mode != REPLAY_MODE_PLAY || finished) {
         return 0;
     }
+    replay_tt_vcpu_work();
     if (replay_break_reached()) {
         /* frozen: wait for the stop to be handled */
         if (!bql_locked()) {
@@ -509,8 +515,6 @@ int replay_get_instructions(void)
     return 0;
 }
 
-static bool break_notified;
-
 /*
  * At the break position: stop the machine there, or let time travel take
  * its next step.  Called by the vCPU after each slice and by the main
@@ -521,7 +525,7 @@ static bool replay_break_notify(void)
     if (!replay_break_reached()) {
         return false;
     }
-    if (!break_notified) {
+    if (!break_notified && !replay_tt_restore_pending()) {
         break_notified = true;
         if (!replay_tt_break_reached()) {
             qemu_system_vmstop_request_prepare();
