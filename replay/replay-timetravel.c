@@ -157,6 +157,7 @@ static struct {
 
     TTOp op;
     guint window;               /* SEARCH: the snapshot searched from */
+    ReplayPos window_end;       /* SEARCH: where the window ends */
     GArray *hits;               /* TTHit in the window, by position */
     TTHit landing;              /* WATCH_BEFORE, WATCH: the hit */
     const char *stop_reason;    /* for gdb's next stop reply */
@@ -704,6 +705,7 @@ static void tt_search(guint w, ReplayPos end)
 {
     tt.op = TT_OP_SEARCH;
     tt.window = w;
+    tt.window_end = end;
     g_array_set_size(tt.hits, 0);
     trace_replay_tt_search(snap_at(w)->pos.icount, end.icount);
     tt_request(w, end, RUN_STATE_DEBUG);
@@ -837,6 +839,14 @@ void replay_tt_note_hit(void)
     }
     h.pos = replay_position();
     h.watch = qatomic_read(&cpu->running);
+    if (replay_pos_cmp(&h.pos, &tt.window_end) >= 0) {
+        /*
+         * A watchpoint hit by the instruction that ends the window: a
+         * forward run stops right after it, where the window ends, so it
+         * is not before the end
+         */
+        return;
+    }
     trace_replay_tt_hit(h.pos.icount, h.pos.consumed, h.watch);
     if (tt.hits->len) {
         TTHit *last = &g_array_index(tt.hits, TTHit, tt.hits->len - 1);
