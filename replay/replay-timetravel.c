@@ -70,6 +70,7 @@
 #include "qemu/option.h"
 #include "qemu/timer.h"
 #include "qemu/units.h"
+#include "exec/breakpoint.h"
 #include "exec/cputlb.h"
 #include "exec/memory.h"
 #include "exec/ram_addr.h"
@@ -133,8 +134,6 @@ typedef enum TTOp {
     TT_OP_NONE,
     TT_OP_SEEK,                 /* run to the break, then stop */
     TT_OP_SEARCH,               /* run a window noting debug hits */
-    TT_OP_WATCH_BEFORE,         /* run to before a watchpoint's access */
-    TT_OP_WATCH,                /* make the access, let the watchpoint stop */
 } TTOp;
 
 typedef struct TTHit {
@@ -159,7 +158,7 @@ static struct {
     guint window;               /* SEARCH: the snapshot searched from */
     ReplayPos window_end;       /* SEARCH: where the window ends */
     GArray *hits;               /* TTHit in the window, by position */
-    TTHit landing;              /* WATCH_BEFORE, WATCH: the hit */
+    TTHit landing;              /* the hit a search lands on */
     const char *stop_reason;    /* for gdb's next stop reply */
     /* work for the vCPU thread (see replay_tt_vcpu_work()) */
     bool step_pending;          /* take the next step of the move */
@@ -696,6 +695,7 @@ static bool tt_usable(Error **errp)
 static void tt_begin_op(TTOp op)
 {
     tt.op = op;
+    tt.landing.watch = false;
     tt.stop_reason = NULL;
     tt.op_start_ns = get_clock();
 }
@@ -714,7 +714,6 @@ static void tt_search(guint w, ReplayPos end)
 /* The next step of a move, when the replay reached the break position. */
 static void tt_step(void)
 {
-    CPUState *cpu = first_cpu;
     TTSnapshot *w;
 
     switch (tt.op) {
@@ -722,16 +721,8 @@ static void tt_step(void)
         w = snap_at(tt.window);
         if (tt.hits->len) {
             tt.landing = g_array_index(tt.hits, TTHit, tt.hits->len - 1);
-            if (tt.landing.watch) {
-                /* the access is made by the instruction before */
-                tt.op = TT_OP_WATCH_BEFORE;
-                tt_request(tt.window,
-                           (ReplayPos) { tt.landing.pos.icount - 1,
-                                         UINT64_MAX }, RUN_STATE_DEBUG);
-            } else {
-                tt.op = TT_OP_SEEK;
-                tt_request(tt.window, tt.landing.pos, RUN_STATE_DEBUG);
-            }
+            tt.op = TT_OP_SEEK;
+            tt_request(tt.window, tt.landing.pos, RUN_STATE_DEBUG);
         } else if (tt.window == 0) {
             /* nothing back to the start of history: stop there */
             tt.op = TT_OP_SEEK;
@@ -740,16 +731,6 @@ static void tt_step(void)
         } else {
             tt_search(tt.window - 1, w->pos);
         }
-        break;
-    case TT_OP_WATCH_BEFORE:
-        /*
-         * Make the access with gdb's watchpoints armed, so that gdb hears
-         * which one and where; single-stepping keeps breakpoints at this
-         * instruction from stopping it first.
-         */
-        tt.op = TT_OP_WATCH;
-        tt_request(-1, tt.landing.pos, RUN_STATE_DEBUG);
-        cpu_single_step(cpu, SSTEP_ENABLE);
         break;
     default:
         break;
@@ -791,11 +772,37 @@ void replay_tt_vcpu_work(void)
     }
 }
 
+/*
+ * Landing after the instruction that made a watchpoint's access: report
+ * the watchpoint, as a forward run stopping there does.  The hit did not
+ * say which watchpoint it was: the first of gdb's is taken.  gdb then
+ * steps back over the access itself on targets whose watchpoints stop
+ * before the access (AArch64).
+ */
+static void tt_report_watchpoint(void)
+{
+    CPUState *cpu = first_cpu;
+    CPUWatchpoint *wp;
+
+    tt.landing.watch = false;
+    QTAILQ_FOREACH(wp, &cpu->watchpoints, entry) {
+        if (wp->flags & BP_GDB) {
+            wp->hitaddr = wp->vaddr;
+            cpu->watchpoint_hit = wp;
+            return;
+        }
+    }
+}
+
 bool replay_tt_break_reached(void)
 {
     switch (tt.op) {
+    case TT_OP_SEEK:
+        if (tt.landing.watch) {
+            tt_report_watchpoint();
+        }
+        return false;
     case TT_OP_SEARCH:
-    case TT_OP_WATCH_BEFORE:
         tt.step_pending = true;
         if (first_cpu && !qemu_cpu_is_self(first_cpu)) {
             async_run_on_cpu(first_cpu, tt_noop, RUN_ON_CPU_NULL);
@@ -820,8 +827,7 @@ bool replay_tt_stopped(void)
 
 bool replay_tt_searching(void)
 {
-    return tt.op == TT_OP_SEEK || tt.op == TT_OP_SEARCH ||
-           tt.op == TT_OP_WATCH_BEFORE;
+    return tt.op == TT_OP_SEEK || tt.op == TT_OP_SEARCH;
 }
 
 /*
