@@ -310,7 +310,8 @@ void replay_consume(void)
     if (ev->kind == REPLAY_EV_SHUTDOWN) {
         replay_state.shutdown_icount = ev->icount;
     }
-    if (!replay_state.consumed || ev->icount != replay_state.last_consumed_icount) {
+    if (!replay_state.consumed ||
+        ev->icount != replay_state.last_consumed_icount) {
         replay_state.last_consumed_icount = ev->icount;
         replay_state.consumed_at_icount = replay_state.consumed;
     }
