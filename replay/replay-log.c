@@ -373,7 +373,8 @@ bool replay_log_append(ReplayLogWriter *w, const ReplayEvent *ev)
     if (!w->raw->len) {
         w->open_since_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     }
-    ok = !w->closing && replay_event_encode(&w->coder, w->raw, ev);
+    ok = !w->closing && !w->error &&
+         replay_event_encode(&w->coder, w->raw, ev);
     if (ok) {
         w->open.nevents++;
         w->open.last = ev->icount;
