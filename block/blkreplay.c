@@ -51,7 +51,11 @@ typedef struct BDRVBlkreplayState {
     uint64_t next_turn;     /* turn of the next request submitted */
     uint64_t serving;       /* turn of the request allowed to run */
     CoQueue waiting;        /* requests waiting for their turn */
+    unsigned inflight;      /* requests submitted and not completed */
 } BDRVBlkreplayState;
+
+/* The open blkreplay drives, for time-travel snapshots. */
+static GSList *blkreplay_drives;
 
 typedef struct BlkreplayWait {
     Coroutine *co;
@@ -92,6 +96,7 @@ static uint64_t coroutine_fn blkreplay_begin(BlockDriverState *bs)
     BDRVBlkreplayState *s = bs->opaque;
     uint64_t turn = s->next_turn++;
 
+    s->inflight++;
     while (s->serving != turn) {
         qemu_co_queue_wait(&s->waiting, NULL);
     }
@@ -108,6 +113,7 @@ static void coroutine_fn blkreplay_end(BlockDriverState *bs, uint64_t id)
     if (id) {
         blkreplay_complete(bs, id - 1);
     }
+    s->inflight--;
 }
 
 /* ---- the overlay ---- */
@@ -218,6 +224,7 @@ static int blkreplay_open(BlockDriverState *bs, QDict *options, int flags,
     s->overlay = g_hash_table_new_full(g_int64_hash, g_int64_equal,
                                        g_free, g_free);
     qemu_co_queue_init(&s->waiting);
+    blkreplay_drives = g_slist_prepend(blkreplay_drives, s);
     bs->supported_write_flags = BDRV_REQ_WRITE_UNCHANGED | BDRV_REQ_FUA;
     bs->supported_zero_flags = BDRV_REQ_WRITE_UNCHANGED | BDRV_REQ_MAY_UNMAP;
     return 0;
@@ -227,7 +234,87 @@ static void blkreplay_close(BlockDriverState *bs)
 {
     BDRVBlkreplayState *s = bs->opaque;
 
+    blkreplay_drives = g_slist_remove(blkreplay_drives, s);
     g_hash_table_destroy(s->overlay);
+}
+
+/* ---- time travel: copies of the overlays ---- */
+
+struct BlkreplaySnapshot {
+    GSList *drives;         /* BDRVBlkreplayState * */
+    GSList *overlays;       /* GHashTable *, in the same order */
+};
+
+bool blkreplay_busy(void)
+{
+    GSList *l;
+
+    for (l = blkreplay_drives; l; l = l->next) {
+        BDRVBlkreplayState *s = l->data;
+
+        if (s->inflight) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static GHashTable *overlay_copy(GHashTable *src, size_t *bytes)
+{
+    GHashTable *dst = g_hash_table_new_full(g_int64_hash, g_int64_equal,
+                                            g_free, g_free);
+    GHashTableIter it;
+    gpointer k, v;
+
+    g_hash_table_iter_init(&it, src);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        g_hash_table_insert(dst, g_memdup2(k, sizeof(uint64_t)),
+                            g_memdup2(v, BLKREPLAY_BLOCK));
+        *bytes += BLKREPLAY_BLOCK + 2 * sizeof(uint64_t);
+    }
+    return dst;
+}
+
+BlkreplaySnapshot *blkreplay_snapshot_save(size_t *bytes)
+{
+    BlkreplaySnapshot *snap = g_new0(BlkreplaySnapshot, 1);
+    GSList *l;
+
+    *bytes = sizeof(*snap);
+    for (l = blkreplay_drives; l; l = l->next) {
+        BDRVBlkreplayState *s = l->data;
+
+        snap->drives = g_slist_prepend(snap->drives, s);
+        snap->overlays = g_slist_prepend(snap->overlays,
+                                         overlay_copy(s->overlay, bytes));
+    }
+    return snap;
+}
+
+void blkreplay_snapshot_load(BlkreplaySnapshot *snap)
+{
+    GSList *d, *o;
+    size_t bytes = 0;
+
+    for (d = snap->drives, o = snap->overlays; d; d = d->next, o = o->next) {
+        BDRVBlkreplayState *s = d->data;
+
+        if (!g_slist_find(blkreplay_drives, s)) {
+            continue;       /* closed since */
+        }
+        g_hash_table_destroy(s->overlay);
+        s->overlay = overlay_copy(o->data, &bytes);
+    }
+}
+
+void blkreplay_snapshot_free(BlkreplaySnapshot *snap)
+{
+    if (snap) {
+        g_slist_free(snap->drives);
+        g_slist_free_full(snap->overlays,
+                          (GDestroyNotify)g_hash_table_destroy);
+        g_free(snap);
+    }
 }
 
 /*

@@ -17,6 +17,8 @@
 #include "hw/core/cpu.h"
 #include "replay-internal.h"
 
+static void hmp_info_replay_snapshots(Monitor *mon);
+
 ReplayInfo *qmp_query_replay(Error **errp)
 {
     ReplayInfo *info = g_new0(ReplayInfo, 1);
@@ -60,7 +62,7 @@ void qmp_replay_break(int64_t icount, Error **errp)
                    "current position %" PRIu64, icount, now);
         return;
     }
-    replay_state.break_icount = icount;
+    replay_set_break(icount, 0, RUN_STATE_PAUSED);
     replay_kick_vcpu();
 }
 
@@ -69,7 +71,7 @@ void qmp_replay_delete_break(Error **errp)
     if (!replay_check_playing("replay-delete-break", errp)) {
         return;
     }
-    replay_state.break_icount = -1;
+    replay_set_break(-1, 0, RUN_STATE_PAUSED);
 }
 
 void qmp_replay_seek(int64_t icount, Error **errp)
@@ -86,16 +88,17 @@ void qmp_replay_seek(int64_t icount, Error **errp)
                    "recording (0 to %" PRIu64 ")", icount, end);
         return;
     }
+    if (replay_tt_enabled()) {
+        replay_tt_seek(icount, errp);
+        return;
+    }
     if ((uint64_t)icount < now) {
         error_setg(errp, "replay-seek: icount %" PRId64 " is behind the "
-                   "current position %" PRIu64 "; seeking backwards is not "
-                   "supported yet", icount, now);
+                   "current position %" PRIu64 " and time travel is off "
+                   "(rrbudget=0)", icount, now);
         return;
     }
-    if ((uint64_t)icount == now) {
-        return;
-    }
-    replay_state.break_icount = icount;
+    replay_set_break(icount, 0, RUN_STATE_PAUSED);
     replay_kick_vcpu();
     if (!runstate_is_running()) {
         vm_start();
@@ -116,6 +119,29 @@ void hmp_info_replay(Monitor *mon, const QDict *qdict)
     if (info->mode == REPLAY_MODE_PLAY && replay_state.reader) {
         monitor_printf(mon, "Log ends at instruction count %" PRIu64 "\n",
                        replay_log_last_icount(replay_state.reader));
+        hmp_info_replay_snapshots(mon);
+    }
+}
+
+/* The time-travel snapshots, as part of "info replay". */
+static void hmp_info_replay_snapshots(Monitor *mon)
+{
+    g_autoptr(ReplaySnapshots) r = qmp_query_replay_snapshots(NULL);
+    ReplaySnapshotInfoList *l;
+
+    if (!r || !r->enabled) {
+        monitor_printf(mon, "Time travel is off\n");
+        return;
+    }
+    monitor_printf(mon, "Time travel: %" PRId64 " KiB of snapshots, budget "
+                   "%" PRId64 " KiB, interval %" PRId64 " instructions, "
+                   "last move %" PRId64 " us\n", r->used / 1024,
+                   r->budget / 1024, r->interval, r->last_move_us);
+    for (l = r->snapshots; l; l = l->next) {
+        monitor_printf(mon, "  snapshot at icount %" PRId64 " (%" PRId64
+                       " events): %" PRId64 " pages, %" PRId64 " KiB\n",
+                       l->value->icount, l->value->events, l->value->pages,
+                       l->value->size / 1024);
     }
 }
 
@@ -151,24 +177,15 @@ void hmp_replay_seek(Monitor *mon, const QDict *qdict)
     hmp_report(mon, err);
 }
 
-/* Reverse execution needs snapshots in the replay; not there yet. */
-bool replay_reverse_step(void)
-{
-    return false;
-}
-
-bool replay_reverse_continue(void)
-{
-    return false;
-}
-
+/* While time travel moves the replay, debug exceptions are only noted. */
 bool replay_running_debug(void)
 {
-    return false;
+    return replay_tt_searching();
 }
 
 void replay_breakpoint(void)
 {
+    replay_tt_note_hit();
 }
 
 void replay_gdb_attached(void)

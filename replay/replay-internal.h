@@ -67,7 +67,25 @@ typedef struct ReplayState {
     uint64_t decoded_icount;    /* icount of the last decoded event */
     uint64_t consumed;          /* ordered events consumed */
     const char *last_kind_name; /* kind of the last one consumed */
+    uint64_t last_consumed_icount;  /* icount of the last event consumed */
+    uint64_t consumed_at_icount;    /* events consumed before the first */
+                                    /* one at last_consumed_icount */
+    /*
+     * The break position (see replay_break_reached()): the replay
+     * freezes at instruction count break_icount once break_consumed
+     * ordered events have been consumed, or once no event is due there
+     * any more, and requests a stop in break_runstate.
+     */
     int64_t break_icount;       /* -1: none */
+    uint64_t break_consumed;    /* 0: on arrival; UINT64_MAX: when done */
+    int break_runstate;         /* a RunState */
+    bool frozen;                /* the break position is reached */
+    /*
+     * A time-travel snapshot is being saved or loaded: what devices do in
+     * their pre_save and post_load is not part of the recording, so their
+     * clock reads are not taken from the log (see replay_in_ordered_step)
+     */
+    bool tt_busy;
     bool at_end;
     int64_t shutdown_icount;    /* -1, or where the recorded shutdown was */
 
@@ -81,7 +99,50 @@ typedef struct ReplayState {
 
 extern ReplayState replay_state;
 
+/*
+ * A position in a replay: instructions executed and ordered events
+ * consumed.  Several positions share an instruction count when events
+ * happen there (an interrupt taken at icount N is after position
+ * (N, c) and before (N, c + 1)).  Positions are ordered by icount, then
+ * by events consumed.
+ */
+typedef struct ReplayPos {
+    uint64_t icount;
+    uint64_t consumed;
+} ReplayPos;
+
+static inline int replay_pos_cmp(const ReplayPos *a, const ReplayPos *b)
+{
+    if (a->icount != b->icount) {
+        return a->icount < b->icount ? -1 : 1;
+    }
+    if (a->consumed != b->consumed) {
+        return a->consumed < b->consumed ? -1 : 1;
+    }
+    return 0;
+}
+
 /* replay.c */
+ReplayPos replay_position(void);
+/* Events consumed before the first event at @icount (@icount: now). */
+uint64_t replay_consumed_before(uint64_t icount);
+/* The vCPU is between slices and nothing is due at this icount. */
+bool replay_quiet_point(void);
+/* Set or clear (@icount -1) the break position; unfreezes the replay. */
+void replay_set_break(int64_t icount, uint64_t consumed, int runstate);
+/* True when the replay is frozen at the break position. */
+bool replay_break_reached(void);
+
+/*
+ * The engine's replay state (log position, decoded events, counters),
+ * saved with a time-travel snapshot.
+ */
+typedef struct ReplayEngineState ReplayEngineState;
+ReplayEngineState *replay_engine_save(void);
+void replay_engine_restore(const ReplayEngineState *s);
+void replay_engine_free(ReplayEngineState *s);
+size_t replay_engine_size(const ReplayEngineState *s);
+
 uint64_t replay_icount(void);
 void replay_record(ReplayEventKind kind, uint64_t icount, int64_t a0,
                    int64_t a1, const void *data, uint32_t len);
@@ -109,6 +170,34 @@ bool replay_fingerprint_check_target(const char *recorded, Error **errp);
 void replay_set_ordered_step(bool on);
 void replay_value_free(ReplayEvent *ev);
 G_NORETURN void replay_fatal(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+GByteArray *replay_sync_save(void);
+void replay_sync_restore(GByteArray *regs);
+
+/* replay-values.c */
+void replay_values_save(int64_t *now);
+void replay_values_restore(const int64_t *now);
+
+/* replay-timetravel.c */
+void replay_tt_configure(QemuOpts *opts);
+void replay_tt_start(void);
+/* vCPU thread, between slices: restores and steps of a move */
+void replay_tt_vcpu_work(void);
+/* A restore is waiting for the vCPU: nothing may happen before it. */
+bool replay_tt_restore_pending(void);
+/* vCPU thread, between slices: maybe take an automatic snapshot */
+void replay_tt_slice_end(void);
+/* The break position was reached; true if time travel handles it. */
+bool replay_tt_break_reached(void);
+/* A stop of the machine ends a time-travel move; true if one was on. */
+bool replay_tt_stopped(void);
+void replay_tt_seek(int64_t icount, Error **errp);
+bool replay_tt_enabled(void);
+/* The replaylog stop reason ("begin", "end") of gdb's next stop reply. */
+void replay_tt_set_stop_reason(const char *reason);
+/* Time travel is moving the replay: debug exceptions are only noted. */
+bool replay_tt_searching(void);
+void replay_tt_note_hit(void);
 
 /* replay-async.c */
 void replay_async_init(void);

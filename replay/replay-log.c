@@ -765,6 +765,60 @@ int replay_log_next(ReplayLogReader *r, ReplayEvent *ev, Error **errp)
     return 1;
 }
 
+void replay_log_tell(ReplayLogReader *r, ReplayLogPos *pos)
+{
+    const ChunkInfo *ci;
+
+    if (!r->raw || !r->cur) {
+        pos->chunk = 0;
+        pos->event = 0;
+        return;
+    }
+    ci = &g_array_index(r->chunks, ChunkInfo, r->cur - 1);
+    pos->chunk = r->cur - 1;
+    pos->event = ci->nevents - r->left;
+}
+
+bool replay_log_seek(ReplayLogReader *r, const ReplayLogPos *pos,
+                     Error **errp)
+{
+    ReplayLogPos now;
+    ReplayEvent ev;
+    uint32_t skip;
+
+    if (pos->chunk >= r->chunks->len ||
+        pos->event > g_array_index(r->chunks, ChunkInfo, pos->chunk).nevents) {
+        error_setg(errp, "%s: no event %u in chunk %u", r->path, pos->event,
+                   pos->chunk);
+        return false;
+    }
+    replay_log_tell(r, &now);
+    if (!r->raw || now.chunk != pos->chunk || now.event > pos->event) {
+        /* (re)load the chunk and decode from its start */
+        r->cur = pos->chunk;
+        if (!reader_load(r, errp)) {
+            return false;
+        }
+        now.event = 0;
+    }
+    for (skip = pos->event - now.event; skip; skip--) {
+        int n;
+
+        memset(&ev, 0, sizeof(ev));
+        n = replay_log_next(r, &ev, errp);
+        if (n < 0) {
+            return false;
+        }
+        if (n == 0) {
+            error_setg(errp, "%s: chunk %u ends before event %u", r->path,
+                       pos->chunk, pos->event);
+            return false;
+        }
+        replay_event_clear(&ev);
+    }
+    return true;
+}
+
 void replay_log_close_reader(ReplayLogReader *r)
 {
     if (!r) {

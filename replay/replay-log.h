@@ -79,6 +79,20 @@ uint64_t replay_log_last_icount(ReplayLogReader *r);
  */
 int replay_log_next(ReplayLogReader *r, ReplayEvent *ev, Error **errp);
 
+/*
+ * A reader position: the next event to be returned is event @event of
+ * chunk @chunk.  replay_log_seek() goes back (or forward) to a position
+ * that replay_log_tell() returned, re-decoding that chunk.
+ */
+typedef struct ReplayLogPos {
+    uint32_t chunk;
+    uint32_t event;
+} ReplayLogPos;
+
+void replay_log_tell(ReplayLogReader *r, ReplayLogPos *pos);
+bool replay_log_seek(ReplayLogReader *r, const ReplayLogPos *pos,
+                     Error **errp);
+
 void replay_log_close_reader(ReplayLogReader *r);
 
 #endif

@@ -63,6 +63,20 @@ static void xor_prev(uint8_t *data, GByteArray *regs)
     prev_regs = g_byte_array_ref(regs);
 }
 
+/* The previous sync point's registers, for a time-travel snapshot. */
+GByteArray *replay_sync_save(void)
+{
+    return prev_regs ? g_byte_array_ref(prev_regs) : NULL;
+}
+
+void replay_sync_restore(GByteArray *regs)
+{
+    if (prev_regs) {
+        g_byte_array_unref(prev_regs);
+    }
+    prev_regs = regs ? g_byte_array_ref(regs) : NULL;
+}
+
 void replay_sync_configure(QemuOpts *opts)
 {
     const char *p = getenv("QRR_TEST_PERTURB_ICOUNT");

@@ -27,6 +27,16 @@
 /* Replay: the last value of each clock taken from the log. */
 static int64_t replayed_now[REPLAY_CLOCK_COUNT];
 
+void replay_values_save(int64_t *now)
+{
+    memcpy(now, replayed_now, sizeof(replayed_now));
+}
+
+void replay_values_restore(const int64_t *now)
+{
+    memcpy(replayed_now, now, sizeof(replayed_now));
+}
+
 static ReplayChannel clock_channel(ReplayClockKind kind)
 {
     return kind == REPLAY_CLOCK_HOST ? REPLAY_CH_CLOCK_HOST

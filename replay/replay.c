@@ -50,6 +50,7 @@ static __thread bool in_ordered_step;
 static bool main_loop_polled;   /* the machine is built; the loop runs */
 
 static GPtrArray *blockers;
+static bool break_notified;     /* the break position was acted upon */
 static GQueue early;            /* events recorded before the log exists */
 static bool finished;
 
@@ -100,6 +101,9 @@ void replay_mutex_unlock(void)
 
 bool replay_in_ordered_step(void)
 {
+    if (replay_state.tt_busy) {
+        return false;
+    }
     return qemu_in_vcpu_thread() || in_ordered_step || !main_loop_polled;
 }
 
@@ -286,7 +290,8 @@ ReplayEvent *replay_head_is(ReplayEventKind kind)
 {
     ReplayEvent *h;
 
-    if (replay_mode != REPLAY_MODE_PLAY || finished) {
+    if (replay_mode != REPLAY_MODE_PLAY || finished ||
+        replay_break_reached()) {
         return NULL;
     }
     h = replay_head();
@@ -304,6 +309,11 @@ void replay_consume(void)
     replay_state.last_kind_name = replay_event_name(ev->kind);
     if (ev->kind == REPLAY_EV_SHUTDOWN) {
         replay_state.shutdown_icount = ev->icount;
+    }
+    if (!replay_state.consumed ||
+        ev->icount != replay_state.last_consumed_icount) {
+        replay_state.last_consumed_icount = ev->icount;
+        replay_state.consumed_at_icount = replay_state.consumed;
     }
     replay_event_clear(ev);
     g_free(ev);
@@ -340,6 +350,71 @@ void replay_value_free(ReplayEvent *ev)
         replay_event_clear(ev);
         g_free(ev);
     }
+}
+
+/* ---- positions and the break position ---- */
+
+ReplayPos replay_position(void)
+{
+    ReplayPos p = { replay_icount(), replay_state.consumed };
+
+    return p;
+}
+
+uint64_t replay_consumed_before(uint64_t icount)
+{
+    if (replay_state.consumed &&
+        replay_state.last_consumed_icount == icount) {
+        return replay_state.consumed_at_icount;
+    }
+    return replay_state.consumed;
+}
+
+bool replay_quiet_point(void)
+{
+    return replay_mode == REPLAY_MODE_PLAY && !finished &&
+           replay_head()->icount > replay_icount();
+}
+
+void replay_set_break(int64_t icount, uint64_t consumed, int runstate)
+{
+    replay_state.break_icount = icount;
+    replay_state.break_consumed = consumed;
+    replay_state.break_runstate = runstate;
+    replay_state.frozen = false;
+    break_notified = false;
+    trace_replay_set_break(icount, consumed);
+}
+
+/*
+ * The replay freezes at the break position: the vCPU gets no more
+ * instructions and no event is consumed until the machine has stopped
+ * there.  So a stop at a given position is always the same state,
+ * whichever way (from which snapshot, in which slices) it was reached.
+ */
+bool replay_break_reached(void)
+{
+    uint64_t now;
+
+    if (replay_tt_restore_pending()) {
+        return true;            /* nothing happens before the restore */
+    }
+    if (replay_state.break_icount < 0) {
+        return false;
+    }
+    if (replay_state.frozen) {
+        return true;
+    }
+    now = replay_icount();
+    if (now != (uint64_t)replay_state.break_icount) {
+        return false;
+    }
+    if (replay_state.consumed >= replay_state.break_consumed ||
+        replay_head()->icount > now) {
+        replay_state.frozen = true;
+        trace_replay_frozen(now, replay_state.consumed);
+    }
+    return replay_state.frozen;
 }
 
 /* Events that only the main loop consumes; the vCPU waits for them. */
@@ -396,6 +471,18 @@ int replay_get_instructions(void)
     if (replay_mode != REPLAY_MODE_PLAY || finished) {
         return 0;
     }
+    replay_tt_vcpu_work();
+    if (replay_break_reached()) {
+        /* frozen: wait for the stop to be handled */
+        if (!bql_locked()) {
+            rr_wait_progress(10);
+        }
+        return 0;
+    }
+    if (!bql_locked()) {
+        /* the first snapshot is taken before the first instruction */
+        replay_tt_slice_end();
+    }
     now = replay_icount();
     h = replay_head();
     if (h->icount < now) {
@@ -429,22 +516,52 @@ int replay_get_instructions(void)
     return 0;
 }
 
+/*
+ * At the break position: stop the machine there, or let time travel take
+ * its next step.  Called by the vCPU after each slice and by the main
+ * loop (a halted vCPU runs no slices).
+ */
+static bool replay_break_notify(void)
+{
+    if (!replay_break_reached()) {
+        return false;
+    }
+    if (!break_notified && !replay_tt_restore_pending()) {
+        break_notified = true;
+        if (!replay_tt_break_reached()) {
+            qemu_system_vmstop_request_prepare();
+            qemu_system_vmstop_request(replay_state.break_runstate);
+        }
+    }
+    return true;
+}
+
 void replay_account_executed_instructions(void)
 {
     if (replay_mode != REPLAY_MODE_PLAY || finished) {
         return;
     }
-    if (replay_state.break_icount >= 0 &&
-        replay_icount() >= (uint64_t)replay_state.break_icount) {
-        replay_state.break_icount = -1;
-    replay_state.last_kind_name = "the start";
-    replay_state.shutdown_icount = -1;
-        qemu_system_vmstop_request_prepare();
-        qemu_system_vmstop_request(RUN_STATE_PAUSED);
+    if (replay_break_notify()) {
+        return;
     }
+    replay_tt_slice_end();
     if (replay_head()->icount == replay_icount()) {
         qemu_notify_event();
     }
+}
+
+/* A stop at the break position ends it. */
+static void replay_vm_state_change(void *opaque, bool running,
+                                   RunState state)
+{
+    if (running) {
+        return;
+    }
+    if (replay_tt_stopped() || replay_state.frozen) {
+        replay_state.break_icount = -1;
+        replay_state.frozen = false;
+    }
+    break_notified = false;
 }
 
 /* ---- ordered events ---- */
@@ -545,7 +662,8 @@ bool replay_has_event(void)
 {
     ReplayEvent *h;
 
-    if (replay_mode != REPLAY_MODE_PLAY || finished) {
+    if (replay_mode != REPLAY_MODE_PLAY || finished ||
+        replay_break_reached()) {
         return false;
     }
     h = replay_head();
@@ -586,8 +704,9 @@ static void replay_reached_end(ReplayEvent *h)
     info_report("record/replay: replay reached the end of the log at icount "
                 "%" PRIu64, h->icount);
     if (replay_state.gdb_attached) {
+        replay_tt_set_stop_reason("end");
         qemu_system_vmstop_request_prepare();
-        qemu_system_vmstop_request(RUN_STATE_PAUSED);
+        qemu_system_vmstop_request(RUN_STATE_DEBUG);
     } else {
         qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
     }
@@ -639,7 +758,7 @@ static bool replay_main_loop_due(void)
 {
     ReplayEvent *h = replay_head();
 
-    if (h->icount != replay_icount()) {
+    if (h->icount != replay_icount() || replay_break_reached()) {
         return false;
     }
     switch (h->kind) {
@@ -657,8 +776,13 @@ static void replay_poll_notify(Notifier *n, void *opaque)
 {
     MainLoopPoll *mlpoll = opaque;
 
-    if (mlpoll->state == MAIN_LOOP_POLL_FILL && !finished &&
-        replay_main_loop_due()) {
+    if (mlpoll->state != MAIN_LOOP_POLL_FILL || finished) {
+        return;
+    }
+    if (runstate_is_running() && replay_break_notify()) {
+        return;
+    }
+    if (replay_main_loop_due()) {
         mlpoll->timeout = 0;
     }
 }
@@ -734,7 +858,11 @@ void replay_configure(QemuOpts *opts)
     replay_state.snapshot = g_strdup(qemu_opt_get(opts, "rrsnapshot"));
     replay_state.icount_shift = g_strdup(qemu_opt_get(opts, "shift"));
     replay_state.break_icount = -1;
+    replay_state.break_runstate = RUN_STATE_PAUSED;
+    replay_state.last_kind_name = "the start";
+    replay_state.shutdown_icount = -1;
     replay_sync_configure(opts);
+    replay_tt_configure(opts);
     replay_async_init();
 
     if (mode == REPLAY_MODE_PLAY) {
@@ -826,6 +954,8 @@ void replay_start(void)
     replay_enable_events();
     if (replay_mode == REPLAY_MODE_PLAY) {
         main_loop_poll_add_notifier(&replay_poll_notifier);
+        qemu_add_vm_change_state_handler(replay_vm_state_change, NULL);
+        replay_tt_start();
         watchdog = timer_new_ms(QEMU_CLOCK_REALTIME, replay_watchdog, NULL);
         timer_mod(watchdog, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1000);
     }
@@ -875,4 +1005,138 @@ void replay_finish(void)
         replay_log_close_reader(replay_state.reader);
         replay_state.reader = NULL;
     }
+}
+
+/* ---- the engine's state, for time travel ---- */
+
+struct ReplayEngineState {
+    ReplayLogPos log;
+    GQueue pending;
+    GQueue channel[REPLAY_CH__MAX];
+    uint64_t decoded_icount;
+    uint64_t consumed;
+    uint64_t last_consumed_icount;
+    uint64_t consumed_at_icount;
+    uint64_t vcpu_events;
+    uint64_t next_bh_id;
+    uint64_t next_block_id;
+    const char *last_kind_name;
+    bool log_exhausted;
+    bool at_end;
+    int64_t shutdown_icount;
+    GByteArray *sync_regs;
+    int64_t clock_now[REPLAY_CLOCK_COUNT];
+    size_t bytes;
+};
+
+static ReplayEvent *event_copy(const ReplayEvent *ev, size_t *bytes)
+{
+    ReplayEvent *c = g_memdup2(ev, sizeof(*ev));
+
+    c->data = ev->len ? g_memdup2(ev->data, ev->len) : NULL;
+    *bytes += sizeof(*ev) + ev->len;
+    return c;
+}
+
+static void queue_copy(GQueue *dst, const GQueue *src, size_t *bytes)
+{
+    GList *l;
+
+    g_queue_init(dst);
+    for (l = src->head; l; l = l->next) {
+        g_queue_push_tail(dst, event_copy(l->data, bytes));
+    }
+}
+
+static void queue_clear(GQueue *q)
+{
+    ReplayEvent *ev;
+
+    while ((ev = g_queue_pop_head(q))) {
+        replay_event_clear(ev);
+        g_free(ev);
+    }
+}
+
+ReplayEngineState *replay_engine_save(void)
+{
+    ReplayEngineState *s = g_new0(ReplayEngineState, 1);
+    int i;
+
+    s->bytes = sizeof(*s);
+    replay_log_tell(replay_state.reader, &s->log);
+    queue_copy(&s->pending, &replay_state.pending, &s->bytes);
+    for (i = 0; i < REPLAY_CH__MAX; i++) {
+        queue_copy(&s->channel[i], &replay_state.channel[i], &s->bytes);
+    }
+    s->decoded_icount = replay_state.decoded_icount;
+    s->consumed = replay_state.consumed;
+    s->last_consumed_icount = replay_state.last_consumed_icount;
+    s->consumed_at_icount = replay_state.consumed_at_icount;
+    s->vcpu_events = replay_state.vcpu_events;
+    s->next_bh_id = replay_state.next_bh_id;
+    s->next_block_id = replay_state.next_block_id;
+    s->last_kind_name = replay_state.last_kind_name;
+    s->log_exhausted = replay_state.log_exhausted;
+    s->at_end = replay_state.at_end;
+    s->shutdown_icount = replay_state.shutdown_icount;
+    s->sync_regs = replay_sync_save();
+    s->bytes += s->sync_regs ? s->sync_regs->len : 0;
+    replay_values_save(s->clock_now);
+    return s;
+}
+
+void replay_engine_restore(const ReplayEngineState *s)
+{
+    Error *err = NULL;
+    size_t bytes = 0;
+    int i;
+
+    if (!replay_log_seek(replay_state.reader, &s->log, &err)) {
+        replay_fatal("record/replay: time travel: %s", error_get_pretty(err));
+    }
+    queue_clear(&replay_state.pending);
+    queue_copy(&replay_state.pending, &s->pending, &bytes);
+    for (i = 0; i < REPLAY_CH__MAX; i++) {
+        queue_clear(&replay_state.channel[i]);
+        queue_copy(&replay_state.channel[i], &s->channel[i],
+                   &bytes);
+    }
+    replay_state.decoded_icount = s->decoded_icount;
+    replay_state.consumed = s->consumed;
+    replay_state.last_consumed_icount = s->last_consumed_icount;
+    replay_state.consumed_at_icount = s->consumed_at_icount;
+    replay_state.vcpu_events = s->vcpu_events;
+    replay_state.next_bh_id = s->next_bh_id;
+    replay_state.next_block_id = s->next_block_id;
+    replay_state.last_kind_name = s->last_kind_name;
+    replay_state.log_exhausted = s->log_exhausted;
+    replay_state.at_end = s->at_end;
+    replay_state.shutdown_icount = s->shutdown_icount;
+    replay_sync_restore(s->sync_regs);
+    replay_values_restore(s->clock_now);
+    break_notified = false;
+    rr_note_progress();
+}
+
+void replay_engine_free(ReplayEngineState *s)
+{
+    int i;
+
+    if (!s) {
+        return;
+    }
+    queue_clear(&s->pending);
+    for (i = 0; i < REPLAY_CH__MAX; i++) {
+        queue_clear(&s->channel[i]);
+    }
+    if (s->sync_regs) {
+        g_byte_array_unref(s->sync_regs);
+    }
+    g_free(s);
+}
+
+size_t replay_engine_size(const ReplayEngineState *s)
+{
+    return s->bytes;
 }

@@ -124,3 +124,14 @@ void qmp_replay_seek(int64_t icount, Error **errp)
 {
     qmp_no_replay(errp);
 }
+
+ReplaySnapshots *qmp_query_replay_snapshots(Error **errp)
+{
+    qmp_no_replay(errp);
+    return NULL;
+}
+
+const char *replay_gdb_stop_reason(void)
+{
+    return NULL;
+}

@@ -165,6 +165,16 @@ void replay_input_sync_event(void);
 void replay_block_event(QEMUBH *bh, uint64_t id);
 uint64_t blkreplay_next_id(void);
 
+/*
+ * Time travel: whether a blkreplay request is in flight, and copies of
+ * the drives' in-memory write overlays.
+ */
+typedef struct BlkreplaySnapshot BlkreplaySnapshot;
+bool blkreplay_busy(void);
+BlkreplaySnapshot *blkreplay_snapshot_save(size_t *bytes);
+void blkreplay_snapshot_load(BlkreplaySnapshot *snap);
+void blkreplay_snapshot_free(BlkreplaySnapshot *snap);
+
 /* ---- character devices ---- */
 
 void replay_register_char_driver(struct Chardev *chr);
@@ -188,6 +198,15 @@ void replay_net_packet_event(ReplayNetState *rns, unsigned flags,
 void replay_audio_out(size_t *played);
 void replay_audio_in(size_t *recorded, void *samples, size_t *wpos,
                      size_t size);
+
+/* ---- debugging ---- */
+
+/*
+ * The "replaylog" stop reason for gdb's next stop reply ("begin" at the
+ * start of the replay's history, "end" at the end of the log), or NULL.
+ * Reading it clears it.
+ */
+const char *replay_gdb_stop_reason(void);
 
 /* ---- snapshots ---- */
 

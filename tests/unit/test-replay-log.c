@@ -184,6 +184,48 @@ static void test_log_roundtrip(void)
     replay_log_close_reader(r);
 }
 
+/* replay_log_tell/seek: back and forth to remembered positions. */
+static void test_log_seek(void)
+{
+    g_autofree char *path = tmp_path("seek.rr");
+    g_autoptr(GPtrArray) evs = write_log(path, 50, 512, true);
+    ReplayLogReader *r = replay_log_open(path, &error_abort);
+    g_autofree ReplayLogPos *pos = g_new(ReplayLogPos, evs->len + 1);
+    guint order[] = { 0, evs->len / 2, 1, evs->len - 1, evs->len / 3,
+                      evs->len / 3, evs->len, 7, evs->len / 2 + 1 };
+    ReplayEvent ev;
+    ReplayLogPos bad = { replay_log_chunks(r), 0 };
+    Error *err = NULL;
+    guint i;
+
+    g_assert_cmpuint(replay_log_chunks(r), >, 3);
+    for (i = 0; i < evs->len; i++) {
+        replay_log_tell(r, &pos[i]);
+        g_assert_cmpint(replay_log_next(r, &ev, &error_abort), ==, 1);
+        replay_event_clear(&ev);
+    }
+    replay_log_tell(r, &pos[evs->len]);
+    for (i = 0; i < G_N_ELEMENTS(order); i++) {
+        guint n = order[i];
+
+        g_assert(replay_log_seek(r, &pos[n], &error_abort));
+        if (n == evs->len) {
+            g_assert_cmpint(replay_log_next(r, &ev, &error_abort), ==, 0);
+            continue;
+        }
+        /* the next few events are the ones recorded from there */
+        for (; n < evs->len && n < order[i] + 5; n++) {
+            g_assert_cmpint(replay_log_next(r, &ev, &error_abort), ==, 1);
+            assert_same(evs->pdata[n], &ev);
+            replay_event_clear(&ev);
+        }
+    }
+    g_assert_false(replay_log_seek(r, &bad, &err));
+    g_assert_nonnull(err);
+    error_free(err);
+    replay_log_close_reader(r);
+}
+
 static void test_log_empty_recording(void)
 {
     g_autofree char *path = tmp_path("none.rr");
@@ -456,6 +498,7 @@ int main(int argc, char **argv)
     g_test_add_func("/replay/event/roundtrip", test_event_roundtrip);
     g_test_add_func("/replay/event/rejects", test_event_rejects);
     g_test_add_func("/replay/log/roundtrip", test_log_roundtrip);
+    g_test_add_func("/replay/log/seek", test_log_seek);
     g_test_add_func("/replay/log/empty-recording", test_log_empty_recording);
     g_test_add_func("/replay/log/killed-recording",
                     test_log_killed_recording);

@@ -1,0 +1,994 @@
+/*
+ * qrr: time travel: in-memory snapshots of a replay, seeking to any
+ * instruction count, reverse execution for gdb
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * SNAPSHOTS
+ *
+ * While replaying, the vCPU takes a snapshot of the whole machine between
+ * two execution slices whenever it is at a quiet point (nothing due at
+ * this instruction count, no asynchronous event queued, no blkreplay
+ * request in flight, no single-step or one-instruction block pending) at
+ * least tt.interval instructions after the previous one.  A snapshot
+ * holds:
+ *
+ *  - the device state, CPU and icount timers included, as
+ *    qemu_save_device_state() writes it into a memory buffer;
+ *  - guest RAM: the first snapshot has every non-zero page of every
+ *    migratable RAMBlock (a page it lacks is zero); each later one has
+ *    the pages that changed since the one before, found with QEMU's dirty
+ *    memory log (the DIRTY_MEMORY_MIGRATION bitmap, see tt_dirty_fetch());
+ *  - the replay engine's state (replay_engine_save(): log position,
+ *    decoded but unconsumed events, counters, sync-point registers);
+ *  - copies of the blkreplay drives' write overlays.
+ *
+ * Snapshots are kept in order of position.  They share one memory budget
+ * (-icount rrbudget=SIZE, by default twice the guest's RAM): when the
+ * snapshots exceed it, one between the first and the last is merged into
+ * its successor (its pages that the successor lacks move there), chosen
+ * so that old snapshots thin out first and recent ones stay dense, and the
+ * interval doubles.  The interval also doubles when taking snapshots costs
+ * more than a tenth of the replay's time, and halves again while the
+ * snapshots use less than a quarter of the budget.
+ *
+ * RESTORING
+ *
+ * The RAM of snapshot k is the first snapshot's pages overlaid with every
+ * later increment up to k.  Restoring writes only the pages that can
+ * differ from snapshot k: those that differ from the newest snapshot (the
+ * "tip") in the current RAM, which tt.blocks[].since_tip and the dirty log
+ * say, plus those that differ between snapshot k and the tip, which are
+ * the pages of the increments after k.  The latter then become since_tip.
+ * Device state is loaded after RAM (devices read guest memory in their
+ * post_load), then the overlays and the engine state, and translated code
+ * is flushed.
+ *
+ * MOVING
+ *
+ * Every move (replay-seek, gdb's reverse-stepi and reverse-continue)
+ * restores the latest snapshot at or before the target and runs forward
+ * to the target's position with the engine's break position, where the
+ * replay freezes (see replay_break_reached()).  While moving, gdb's
+ * breakpoints and watchpoints do not stop the machine
+ * (replay_running_debug()): reverse-continue runs each window between two
+ * snapshots once, noting where they hit (replay_breakpoint()), then goes
+ * to the last hit.  Restores and the intermediate steps of a move are
+ * made by the vCPU thread between two slices (replay_tt_vcpu_work()),
+ * without stopping the machine, so gdb sees one stop.
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-commands-replay.h"
+#include "qemu/bitmap.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/option.h"
+#include "qemu/timer.h"
+#include "qemu/units.h"
+#include "exec/breakpoint.h"
+#include "exec/cputlb.h"
+#include "exec/memory.h"
+#include "exec/ram_addr.h"
+#include "exec/ramblock.h"
+#include "exec/target_page.h"
+#include "exec/tb-flush.h"
+#include "io/channel-buffer.h"
+#include "migration/global_state.h"
+#include "migration/qemu-file.h"
+#include "migration/savevm.h"
+#include "system/cpus.h"
+#include "system/replay.h"
+#include "system/runstate.h"
+#include "hw/core/cpu.h"
+#include "replay-internal.h"
+#include "trace.h"
+
+#define TT_INTERVAL_INITIAL (10 * 1000 * 1000)
+#define TT_INTERVAL_MIN (1000 * 1000)
+#define TT_INTERVAL_MAX (UINT64_C(1) << 40)
+
+/*
+ * The reason for the dirty log that finds changed pages.  QEMU has none
+ * for us; GLOBAL_DIRTY_LIMIT is only used by the dirty-limit throttle,
+ * which needs KVM's dirty ring, so under TCG nothing else sets or reads
+ * it.  (A reason of our own would change include/exec/memory.h, which
+ * nearly every file includes.)  The log itself is DIRTY_MEMORY_MIGRATION:
+ * migration, which also clears it, is refused in record/replay.
+ */
+#define TT_DIRTY_REASON GLOBAL_DIRTY_LIMIT
+
+/* One guest page of a snapshot. */
+typedef struct TTPage {
+    uint64_t index;             /* page number in its RAMBlock */
+    uint8_t *data;              /* NULL: the page is zero */
+} TTPage;
+
+/* A migratable RAMBlock. */
+typedef struct TTBlock {
+    RAMBlock *rb;
+    uint8_t *host;
+    uint64_t npages;
+    /* pages that may differ from the newest snapshot's */
+    unsigned long *since_tip;
+} TTBlock;
+
+typedef struct TTSnapshot {
+    ReplayPos pos;
+    uint8_t *dev;               /* qemu_save_device_state() output */
+    size_t dev_len;
+    ReplayEngineState *engine;
+    BlkreplaySnapshot *blk;
+    size_t blk_bytes;
+    GArray **pages;             /* per TTBlock: TTPage by index */
+    uint64_t npages;            /* pages holding data */
+    size_t bytes;               /* memory held */
+    int64_t taken_ms;           /* host time (QEMU_CLOCK_REALTIME) */
+} TTSnapshot;
+
+typedef enum TTOp {
+    TT_OP_NONE,
+    TT_OP_SEEK,                 /* run to the break, then stop */
+    TT_OP_SEARCH,               /* run a window noting debug hits */
+} TTOp;
+
+typedef struct TTHit {
+    ReplayPos pos;
+    bool watch;
+} TTHit;
+
+static struct {
+    bool enabled;
+    bool budget_set;
+    bool warned_budget;
+    uint64_t budget;
+    uint64_t interval;
+    uint64_t next_at;           /* icount of the next snapshot */
+    int64_t last_take_ns;       /* host time when the last one was taken */
+    GPtrArray *snaps;           /* TTSnapshot *, by position */
+    GArray *blocks;             /* TTBlock */
+    size_t used;
+    size_t page_size;
+
+    TTOp op;
+    guint window;               /* SEARCH: the snapshot searched from */
+    ReplayPos window_end;       /* SEARCH: where the window ends */
+    GArray *hits;               /* TTHit in the window, by position */
+    TTHit landing;              /* the hit a search lands on */
+    const char *stop_reason;    /* for gdb's next stop reply */
+    /* work for the vCPU thread (see replay_tt_vcpu_work()) */
+    bool step_pending;          /* take the next step of the move */
+    bool restore_pending;       /* restore snapshot restore_k, then */
+    guint restore_k;            /* break at brk */
+    ReplayPos brk;
+    int brk_runstate;
+    int64_t op_start_ns;
+    int64_t last_op_ns;         /* how long the last move took */
+    uint64_t restores;
+} tt;
+
+static TTSnapshot *snap_at(guint i)
+{
+    return g_ptr_array_index(tt.snaps, i);
+}
+
+/* ---- configuration ---- */
+
+void replay_tt_configure(QemuOpts *opts)
+{
+    const char *b = qemu_opt_get(opts, "rrbudget");
+
+    tt.budget_set = b != NULL;
+    tt.budget = qemu_opt_get_size(opts, "rrbudget", 0);
+    tt.interval = TT_INTERVAL_INITIAL;
+    tt.snaps = g_ptr_array_new();
+    tt.blocks = g_array_new(false, true, sizeof(TTBlock));
+    tt.hits = g_array_new(false, false, sizeof(TTHit));
+}
+
+void replay_tt_start(void)
+{
+    tt.enabled = !tt.budget_set || tt.budget > 0;
+    tt.page_size = qemu_target_page_size();
+}
+
+/* ---- guest RAM ---- */
+
+static int tt_add_block(RAMBlock *rb, void *opaque)
+{
+    uint64_t *total = opaque;
+    TTBlock b = { .rb = rb };
+
+    if (!qemu_ram_is_migratable(rb)) {
+        return 0;
+    }
+    b.host = qemu_ram_get_host_addr(rb);
+    b.npages = qemu_ram_get_used_length(rb) / tt.page_size;
+    b.since_tip = bitmap_new(b.npages);
+    trace_replay_tt_block(qemu_ram_get_idstr(rb), b.npages);
+    *total += qemu_ram_get_used_length(rb);
+    g_array_append_val(tt.blocks, b);
+    return 0;
+}
+
+static TTBlock *tt_block(guint i)
+{
+    return &g_array_index(tt.blocks, TTBlock, i);
+}
+
+/* Or the pages of @b written since the last call into @into; clear them. */
+static void tt_dirty_fetch(TTBlock *b, unsigned long *into)
+{
+    ram_addr_t base = qemu_ram_get_offset(b->rb);
+    DirtyBitmapSnapshot *d;
+    uint64_t i;
+
+    d = cpu_physical_memory_snapshot_and_clear_dirty(
+        b->rb->mr, 0, b->npages * tt.page_size, DIRTY_MEMORY_MIGRATION);
+    for (i = 0; i < b->npages; i++) {
+        if (cpu_physical_memory_snapshot_get_dirty(d, base + i * tt.page_size,
+                                                   tt.page_size)) {
+            set_bit(i, into);
+        }
+    }
+    g_free(d);
+}
+
+static void tt_pages_free(GArray *pages)
+{
+    guint i;
+
+    for (i = 0; i < pages->len; i++) {
+        g_free(g_array_index(pages, TTPage, i).data);
+    }
+    g_array_free(pages, true);
+}
+
+/* ---- device state ---- */
+
+static bool tt_save_devices(TTSnapshot *s, Error **errp)
+{
+    QIOChannelBuffer *bioc = qio_channel_buffer_new(256 * KiB);
+    QEMUFile *f = qemu_file_new_output(QIO_CHANNEL(bioc));
+    int ret;
+
+    /* "globalstate" holds a run state only once one is stored */
+    global_state_store_running();
+    replay_state.tt_busy = true;
+    ret = qemu_save_device_state(f);
+    replay_state.tt_busy = false;
+    if (ret >= 0) {
+        ret = qemu_fflush(f);
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "saving the device state failed");
+    } else {
+        s->dev = g_memdup2(bioc->data, bioc->usage);
+        s->dev_len = bioc->usage;
+    }
+    qemu_fclose(f);
+    object_unref(OBJECT(bioc));
+    return ret >= 0;
+}
+
+static bool tt_load_devices(TTSnapshot *s, Error **errp)
+{
+    QIOChannelBuffer *bioc = qio_channel_buffer_new(s->dev_len);
+    QEMUFile *f;
+    int ret = -EINVAL;
+
+    memcpy(bioc->data, s->dev, s->dev_len);
+    bioc->usage = s->dev_len;
+    f = qemu_file_new_input(QIO_CHANNEL(bioc));
+    if (qemu_get_be32(f) == QEMU_VM_FILE_MAGIC &&
+        qemu_get_be32(f) == QEMU_VM_FILE_VERSION) {
+        replay_state.tt_busy = true;
+        ret = qemu_load_device_state(f);
+        replay_state.tt_busy = false;
+    }
+    qemu_fclose(f);
+    object_unref(OBJECT(bioc));
+    if (ret < 0) {
+        error_setg(errp, "loading the device state of the snapshot at "
+                   "icount %" PRIu64 " failed (%d)", s->pos.icount, ret);
+        return false;
+    }
+    return true;
+}
+
+/* ---- taking snapshots ---- */
+
+static void tt_snapshot_free(TTSnapshot *s)
+{
+    guint i;
+
+    if (s->pages) {
+        for (i = 0; i < tt.blocks->len; i++) {
+            if (s->pages[i]) {
+                tt_pages_free(s->pages[i]);
+            }
+        }
+        g_free(s->pages);
+    }
+    g_free(s->dev);
+    replay_engine_free(s->engine);
+    blkreplay_snapshot_free(s->blk);
+    g_free(s);
+}
+
+static size_t tt_pages_bytes(GArray *pages, uint64_t *with_data)
+{
+    size_t bytes = pages->len * sizeof(TTPage);
+    guint i;
+
+    for (i = 0; i < pages->len; i++) {
+        if (g_array_index(pages, TTPage, i).data) {
+            bytes += tt.page_size;
+            (*with_data)++;
+        }
+    }
+    return bytes;
+}
+
+static void tt_snapshot_account(TTSnapshot *s)
+{
+    guint i;
+
+    s->npages = 0;
+    s->bytes = sizeof(*s) + s->dev_len + replay_engine_size(s->engine) +
+               s->blk_bytes;
+    for (i = 0; i < tt.blocks->len; i++) {
+        s->bytes += tt_pages_bytes(s->pages[i], &s->npages);
+    }
+}
+
+/* Merge snapshot @i into snapshot @i + 1 and drop it. */
+static void tt_merge(guint i)
+{
+    TTSnapshot *s = snap_at(i), *next = snap_at(i + 1);
+    guint b;
+
+    tt.used -= s->bytes + next->bytes;
+    for (b = 0; b < tt.blocks->len; b++) {
+        GArray *a = s->pages[b], *n = next->pages[b];
+        GArray *m = g_array_sized_new(false, false, sizeof(TTPage),
+                                      a->len + n->len);
+        guint x = 0, y = 0;
+
+        while (x < a->len || y < n->len) {
+            TTPage *pa = x < a->len ? &g_array_index(a, TTPage, x) : NULL;
+            TTPage *pn = y < n->len ? &g_array_index(n, TTPage, y) : NULL;
+
+            if (pn && (!pa || pn->index <= pa->index)) {
+                if (pa && pa->index == pn->index) {
+                    g_free(pa->data);   /* the later content wins */
+                    x++;
+                }
+                g_array_append_val(m, *pn);
+                y++;
+            } else {
+                g_array_append_val(m, *pa);
+                x++;
+            }
+        }
+        g_array_free(a, true);
+        g_array_free(n, true);
+        s->pages[b] = NULL;
+        next->pages[b] = m;
+    }
+    tt_snapshot_account(next);
+    tt.used += next->bytes;
+    trace_replay_tt_thin(s->pos.icount, tt.used);
+    tt_snapshot_free(s);
+    g_ptr_array_remove_index(tt.snaps, i);
+}
+
+/*
+ * Stay within the budget: drop snapshots between the first and the last,
+ * each time the one whose removal leaves the smallest gap relative to its
+ * age, so that recent history stays dense.
+ */
+static bool tt_fit_budget(void)
+{
+    bool thinned = false;
+
+    while (tt.used > tt.budget && tt.snaps->len > 2) {
+        uint64_t tip = snap_at(tt.snaps->len - 1)->pos.icount;
+        double best = 0;
+        guint i, pick = 1;
+
+        for (i = 1; i + 1 < tt.snaps->len; i++) {
+            double gap = snap_at(i + 1)->pos.icount -
+                         snap_at(i - 1)->pos.icount;
+            double score = gap / (double)(tip - snap_at(i)->pos.icount + 1);
+
+            if (i == 1 || score < best) {
+                best = score;
+                pick = i;
+            }
+        }
+        tt_merge(pick);
+        thinned = true;
+    }
+    if (tt.used > tt.budget && !tt.warned_budget) {
+        tt.warned_budget = true;
+        warn_report("record/replay: time-travel snapshots need %zu MiB, "
+                    "more than rrbudget=%" PRIu64 " MiB; keeping only the "
+                    "first and the latest", tt.used / MiB, tt.budget / MiB);
+    }
+    return thinned;
+}
+
+static void tt_take(CPUState *cpu)
+{
+    TTSnapshot *s;
+    bool first = tt.snaps->len == 0;
+    int64_t t0 = get_clock();
+    Error *err = NULL;
+    guint b;
+
+    bql_lock();
+    if (replay_async_pending() || blkreplay_busy()) {
+        bql_unlock();
+        return;
+    }
+    s = g_new0(TTSnapshot, 1);
+    if (!tt_save_devices(s, &err)) {
+        bql_unlock();
+        error_prepend(&err, "record/replay: time travel is off: ");
+        warn_report_err(err);
+        tt_snapshot_free(s);
+        tt.enabled = false;
+        return;
+    }
+    s->pos = replay_position();
+    s->engine = replay_engine_save();
+    s->blk = blkreplay_snapshot_save(&s->blk_bytes);
+    s->taken_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+
+    if (first) {
+        uint64_t ram = 0;
+
+        qemu_ram_foreach_block(tt_add_block, &ram);
+        if (!tt.budget_set) {
+            tt.budget = MAX(2 * ram, 64 * MiB);
+        }
+        if (!memory_global_dirty_log_start(TT_DIRTY_REASON, &err)) {
+            bql_unlock();
+            error_prepend(&err, "record/replay: time travel is off: ");
+            warn_report_err(err);
+            tt_snapshot_free(s);
+            tt.enabled = false;
+            return;
+        }
+    }
+    s->pages = g_new0(GArray *, tt.blocks->len);
+    for (b = 0; b < tt.blocks->len; b++) {
+        TTBlock *blk = tt_block(b);
+        g_autofree unsigned long *dirty = bitmap_new(blk->npages);
+        GArray *pages = g_array_new(false, false, sizeof(TTPage));
+        unsigned long i;
+
+        tt_dirty_fetch(blk, dirty);
+        if (first) {
+            bitmap_fill(dirty, blk->npages);
+        }
+        bitmap_or(dirty, dirty, blk->since_tip, blk->npages);
+        bitmap_zero(blk->since_tip, blk->npages);
+        for (i = find_first_bit(dirty, blk->npages); i < blk->npages;
+             i = find_next_bit(dirty, blk->npages, i + 1)) {
+            uint8_t *p = blk->host + i * tt.page_size;
+            TTPage pg = { .index = i };
+
+            if (!buffer_is_zero(p, tt.page_size)) {
+                pg.data = g_memdup2(p, tt.page_size);
+            } else if (first) {
+                continue;       /* absent from the first: zero */
+            }
+            g_array_append_val(pages, pg);
+        }
+        s->pages[b] = pages;
+    }
+    bql_unlock();
+
+    tt_snapshot_account(s);
+    tt.used += s->bytes;
+    g_ptr_array_add(tt.snaps, s);
+    trace_replay_tt_snapshot(s->pos.icount, s->pos.consumed, s->npages,
+                             s->bytes, tt.used);
+
+    if (tt_fit_budget()) {
+        tt.interval = MIN(tt.interval * 2, TT_INTERVAL_MAX);
+    } else if (tt.used < tt.budget / 4 && tt.interval > TT_INTERVAL_MIN) {
+        tt.interval /= 2;
+    }
+    /* snapshots should cost at most a tenth of the replay's time */
+    if (tt.last_take_ns &&
+        (get_clock() - t0) * 10 > t0 - tt.last_take_ns) {
+        tt.interval = MIN(tt.interval * 2, TT_INTERVAL_MAX);
+    }
+    tt.last_take_ns = get_clock();
+    tt.next_at = s->pos.icount + tt.interval;
+}
+
+void replay_tt_slice_end(void)
+{
+    CPUState *cpu = first_cpu;
+
+    /* not while a search walks the snapshots by index */
+    if (!tt.enabled || (tt.op != TT_OP_NONE && tt.op != TT_OP_SEEK) || !cpu ||
+        replay_icount() < tt.next_at || !replay_state.started ||
+        replay_state.at_end || !replay_quiet_point() ||
+        cpu->singlestep_enabled || cpu->cflags_next_tb != -1 ||
+        cpu->exception_index != -1 || !runstate_is_running()) {
+        return;
+    }
+    tt_take(cpu);
+}
+
+/* ---- restoring ---- */
+
+static void tt_restore(guint k)
+{
+    TTSnapshot *s = snap_at(k);
+    int64_t t0 = get_clock();
+    uint64_t written = 0;
+    Error *err = NULL;
+    CPUState *cpu;
+    guint b, j;
+
+    for (b = 0; b < tt.blocks->len; b++) {
+        TTBlock *blk = tt_block(b);
+        unsigned long *need = bitmap_new(blk->npages);
+        unsigned long *newtip = bitmap_new(blk->npages);
+        unsigned long i;
+        int n;
+
+        /* pages changed since the tip, and between snapshot k and the tip */
+        tt_dirty_fetch(blk, need);
+        bitmap_or(need, need, blk->since_tip, blk->npages);
+        for (j = k + 1; j < tt.snaps->len; j++) {
+            GArray *pages = snap_at(j)->pages[b];
+            guint x;
+
+            for (x = 0; x < pages->len; x++) {
+                set_bit(g_array_index(pages, TTPage, x).index, newtip);
+            }
+        }
+        bitmap_or(need, need, newtip, blk->npages);
+
+        /* each from the latest snapshot up to k that has it */
+        for (n = k; n >= 0; n--) {
+            GArray *pages = snap_at(n)->pages[b];
+            guint x;
+
+            for (x = 0; x < pages->len; x++) {
+                TTPage *pg = &g_array_index(pages, TTPage, x);
+                uint8_t *dst = blk->host + pg->index * tt.page_size;
+
+                if (!test_and_clear_bit(pg->index, need)) {
+                    continue;
+                }
+                if (pg->data) {
+                    memcpy(dst, pg->data, tt.page_size);
+                } else {
+                    memset(dst, 0, tt.page_size);
+                }
+                written++;
+            }
+        }
+        /* what no snapshot has was zero in the first */
+        for (i = find_first_bit(need, blk->npages); i < blk->npages;
+             i = find_next_bit(need, blk->npages, i + 1)) {
+            memset(blk->host + i * tt.page_size, 0, tt.page_size);
+            written++;
+        }
+        g_free(need);
+        g_free(blk->since_tip);
+        blk->since_tip = newtip;
+    }
+
+    /* the engine first: device post_load sees the snapshot's clocks */
+    replay_engine_restore(s->engine);
+    if (!tt_load_devices(s, &err)) {
+        /* the machine is half-restored: nothing sensible can go on */
+        replay_fatal("record/replay: time travel: %s", error_get_pretty(err));
+    }
+    blkreplay_snapshot_load(s->blk);
+
+    CPU_FOREACH(cpu) {
+        cpu->icount_budget = 0;
+        cpu->icount_extra = 0;
+        cpu->neg.icount_decr.u16.low = 0;
+        cpu->exception_index = -1;
+        cpu->cflags_next_tb = -1;
+        cpu->watchpoint_hit = NULL;
+        cpu_single_step(cpu, 0);
+        tlb_flush(cpu);
+    }
+    tb_flush(first_cpu);
+    qemu_clock_notify(QEMU_CLOCK_VIRTUAL);
+    tt.restores++;
+    trace_replay_tt_restore(s->pos.icount, s->pos.consumed, written,
+                            (get_clock() - t0) / 1000);
+}
+
+/* ---- moving ---- */
+
+/* The latest snapshot at (or strictly before) @p; -1 if none. */
+static int tt_find(const ReplayPos *p, bool strict)
+{
+    int i;
+
+    for (i = tt.snaps->len - 1; i >= 0; i--) {
+        int c = replay_pos_cmp(&snap_at(i)->pos, p);
+
+        if (c < 0 || (c == 0 && !strict)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void tt_noop(CPUState *cpu, run_on_cpu_data data)
+{
+}
+
+/*
+ * Break at @target, after restoring snapshot @k if @k >= 0.  Restoring
+ * is work for the vCPU thread: it runs device post_load hooks, which may
+ * run_on_cpu(); so the main thread only asks for it, and makes sure that
+ * a vCPU asleep in a halt wakes up to do it.
+ */
+static void tt_request(int k, ReplayPos target, int runstate)
+{
+    replay_set_break(target.icount, target.consumed, runstate);
+    if (k < 0) {
+        return;
+    }
+    tt.restore_pending = true;
+    tt.restore_k = k;
+    tt.brk = target;
+    tt.brk_runstate = runstate;
+    if (first_cpu && !qemu_cpu_is_self(first_cpu)) {
+        async_run_on_cpu(first_cpu, tt_noop, RUN_ON_CPU_NULL);
+    }
+}
+
+/*
+ * Go to @target: restore the latest snapshot at or before it, unless
+ * running forward from here is shorter, and break there.
+ */
+static void tt_goto(ReplayPos target, int runstate)
+{
+    ReplayPos now = replay_position();
+    int k = tt_find(&target, false);
+
+    trace_replay_tt_goto("goto", target.icount, target.consumed);
+    if (k >= 0 && !(replay_pos_cmp(&target, &now) >= 0 &&
+                    replay_pos_cmp(&snap_at(k)->pos, &now) <= 0)) {
+        tt_request(k, target, runstate);
+    } else {
+        tt_request(-1, target, runstate);
+    }
+}
+
+static bool tt_usable(Error **errp)
+{
+    if (!tt.enabled) {
+        error_setg(errp, "time travel is off (rrbudget=0, or a snapshot "
+                   "failed)");
+        return false;
+    }
+    if (!tt.snaps->len) {
+        error_setg(errp, "time travel has no snapshot yet: let the replay "
+                   "run (it takes the first one when it starts)");
+        return false;
+    }
+    return true;
+}
+
+static void tt_begin_op(TTOp op)
+{
+    tt.op = op;
+    tt.landing.watch = false;
+    tt.stop_reason = NULL;
+    tt.op_start_ns = get_clock();
+}
+
+/* Search the window from snapshot @w to @end for debug hits. */
+static void tt_search(guint w, ReplayPos end)
+{
+    tt.op = TT_OP_SEARCH;
+    tt.window = w;
+    tt.window_end = end;
+    g_array_set_size(tt.hits, 0);
+    trace_replay_tt_search(snap_at(w)->pos.icount, end.icount);
+    tt_request(w, end, RUN_STATE_DEBUG);
+}
+
+/* The next step of a move, when the replay reached the break position. */
+static void tt_step(void)
+{
+    TTSnapshot *w;
+
+    switch (tt.op) {
+    case TT_OP_SEARCH:
+        w = snap_at(tt.window);
+        if (tt.hits->len) {
+            tt.landing = g_array_index(tt.hits, TTHit, tt.hits->len - 1);
+            tt.op = TT_OP_SEEK;
+            tt_request(tt.window, tt.landing.pos, RUN_STATE_DEBUG);
+        } else if (tt.window == 0) {
+            /* nothing back to the start of history: stop there */
+            tt.op = TT_OP_SEEK;
+            tt.stop_reason = "begin";
+            tt_request(0, w->pos, RUN_STATE_DEBUG);
+        } else {
+            tt_search(tt.window - 1, w->pos);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+bool replay_tt_restore_pending(void)
+{
+    return tt.restore_pending;
+}
+
+/*
+ * The vCPU thread, between slices, with the replay mutex held: carry out
+ * what the main thread or the break position asked for.
+ */
+void replay_tt_vcpu_work(void)
+{
+    bool locked;
+
+    if ((!tt.step_pending && !tt.restore_pending) || !qemu_in_vcpu_thread()) {
+        return;
+    }
+    locked = bql_locked();
+    if (!locked) {
+        bql_lock();
+    }
+    if (tt.step_pending) {
+        tt.step_pending = false;
+        tt_step();
+    }
+    if (tt.restore_pending) {
+        tt.restore_pending = false;
+        tt_restore(tt.restore_k);
+        /* unfreeze if the old position happened to match */
+        replay_set_break(tt.brk.icount, tt.brk.consumed, tt.brk_runstate);
+    }
+    if (!locked) {
+        bql_unlock();
+    }
+}
+
+/*
+ * Landing after the instruction that made a watchpoint's access: report
+ * the watchpoint, as a forward run stopping there does.  The hit did not
+ * say which watchpoint it was: the first of gdb's is taken.  gdb then
+ * steps back over the access itself on targets whose watchpoints stop
+ * before the access (AArch64).
+ */
+static void tt_report_watchpoint(void)
+{
+    CPUState *cpu = first_cpu;
+    CPUWatchpoint *wp;
+
+    tt.landing.watch = false;
+    QTAILQ_FOREACH(wp, &cpu->watchpoints, entry) {
+        if (wp->flags & BP_GDB) {
+            wp->hitaddr = wp->vaddr;
+            cpu->watchpoint_hit = wp;
+            return;
+        }
+    }
+}
+
+bool replay_tt_break_reached(void)
+{
+    switch (tt.op) {
+    case TT_OP_SEEK:
+        if (tt.landing.watch) {
+            tt_report_watchpoint();
+        }
+        return false;
+    case TT_OP_SEARCH:
+        tt.step_pending = true;
+        if (first_cpu && !qemu_cpu_is_self(first_cpu)) {
+            async_run_on_cpu(first_cpu, tt_noop, RUN_ON_CPU_NULL);
+        }
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool replay_tt_stopped(void)
+{
+    tt.step_pending = false;
+    tt.restore_pending = false;
+    if (tt.op == TT_OP_NONE) {
+        return false;
+    }
+    tt.last_op_ns = get_clock() - tt.op_start_ns;
+    tt.op = TT_OP_NONE;
+    return true;
+}
+
+bool replay_tt_searching(void)
+{
+    return tt.op == TT_OP_SEEK || tt.op == TT_OP_SEARCH;
+}
+
+/*
+ * A breakpoint (from cpu_handle_guest_debug(), between slices) or a
+ * watchpoint (from cpu_check_watchpoint(), while the accessing
+ * instruction runs and is already counted) hit while moving.
+ */
+void replay_tt_note_hit(void)
+{
+    CPUState *cpu = current_cpu;
+    TTHit h;
+
+    if (tt.op != TT_OP_SEARCH || !cpu) {
+        return;
+    }
+    h.pos = replay_position();
+    h.watch = qatomic_read(&cpu->running);
+    if (replay_pos_cmp(&h.pos, &tt.window_end) >= 0) {
+        /*
+         * A watchpoint hit by the instruction that ends the window: a
+         * forward run stops right after it, where the window ends, so it
+         * is not before the end
+         */
+        return;
+    }
+    trace_replay_tt_hit(h.pos.icount, h.pos.consumed, h.watch);
+    if (tt.hits->len) {
+        TTHit *last = &g_array_index(tt.hits, TTHit, tt.hits->len - 1);
+
+        if (!replay_pos_cmp(&last->pos, &h.pos) && last->watch == h.watch) {
+            return;
+        }
+    }
+    g_array_append_val(tt.hits, h);
+}
+
+const char *replay_gdb_stop_reason(void)
+{
+    const char *r = tt.stop_reason;
+
+    tt.stop_reason = NULL;
+    return r;
+}
+
+void replay_tt_set_stop_reason(const char *reason)
+{
+    tt.stop_reason = reason;
+}
+
+/* ---- gdb ---- */
+
+bool replay_reverse_step(void)
+{
+    ReplayPos now = replay_position(), target;
+    uint64_t before = replay_consumed_before(now.icount);
+    TTSnapshot *first;
+
+    if (replay_mode != REPLAY_MODE_PLAY || !tt_usable(NULL)) {
+        return false;
+    }
+    first = snap_at(0);
+    tt_begin_op(TT_OP_SEEK);
+    if (now.consumed > before) {
+        /* undo what happened at this icount (an interrupt taken, say) */
+        target = (ReplayPos) { now.icount, before };
+    } else if (now.icount > 0) {
+        /* before the last instruction, all at the icount before done */
+        target = (ReplayPos) { now.icount - 1, UINT64_MAX };
+    } else {
+        target = now;
+    }
+    if (replay_pos_cmp(&target, &first->pos) < 0 ||
+        replay_pos_cmp(&now, &first->pos) <= 0) {
+        target = replay_pos_cmp(&now, &first->pos) <= 0 ? now : first->pos;
+        tt.stop_reason = "begin";
+    }
+    tt_goto(target, RUN_STATE_DEBUG);
+    return true;
+}
+
+bool replay_reverse_continue(void)
+{
+    ReplayPos now = replay_position();
+    int w;
+
+    if (replay_mode != REPLAY_MODE_PLAY || !tt_usable(NULL)) {
+        return false;
+    }
+    w = tt_find(&now, true);
+    if (w < 0) {
+        tt_begin_op(TT_OP_SEEK);
+        tt.stop_reason = "begin";
+        tt_request(-1, now, RUN_STATE_DEBUG);
+        return true;
+    }
+    tt_begin_op(TT_OP_SEARCH);
+    tt_search(w, now);
+    return true;
+}
+
+/* ---- monitor ---- */
+
+void replay_tt_seek(int64_t icount, Error **errp)
+{
+    ReplayPos target = { icount, 0 };
+    ReplayPos now = replay_position();
+    bool running = runstate_is_running();
+
+    if (tt_find(&target, false) < 0 && replay_pos_cmp(&target, &now) < 0) {
+        /* behind us, and no snapshot at or before it */
+        if (!tt_usable(errp)) {
+            return;
+        }
+        if (target.icount != snap_at(0)->pos.icount) {
+            error_setg(errp, "replay-seek: icount %" PRId64 " is before the "
+                       "start of the time-travel history (icount %" PRIu64
+                       ")", icount, snap_at(0)->pos.icount);
+            return;
+        }
+        target = snap_at(0)->pos;
+    }
+    tt_begin_op(TT_OP_SEEK);
+    tt_goto(target, RUN_STATE_PAUSED);
+    if (!running) {
+        vm_start();
+    }
+}
+
+bool replay_tt_enabled(void)
+{
+    return tt.enabled;
+}
+
+ReplaySnapshots *qmp_query_replay_snapshots(Error **errp)
+{
+    ReplaySnapshots *r;
+    ReplaySnapshotInfoList **tail;
+    guint i;
+
+    if (replay_mode != REPLAY_MODE_PLAY) {
+        error_setg(errp, "query-replay-snapshots works only while replaying "
+                   "(-icount rr=replay)");
+        return NULL;
+    }
+    r = g_new0(ReplaySnapshots, 1);
+    r->enabled = tt.enabled;
+    r->budget = tt.budget;
+    r->used = tt.used;
+    r->interval = tt.interval;
+    r->restores = tt.restores;
+    r->last_move_us = tt.last_op_ns / 1000;
+    tail = &r->snapshots;
+    for (i = 0; i < tt.snaps->len; i++) {
+        TTSnapshot *s = snap_at(i);
+        ReplaySnapshotInfo *info = g_new0(ReplaySnapshotInfo, 1);
+
+        info->icount = s->pos.icount;
+        info->events = s->pos.consumed;
+        info->pages = s->npages;
+        info->size = s->bytes;
+        QAPI_LIST_APPEND(tail, info);
+    }
+    return r;
+}

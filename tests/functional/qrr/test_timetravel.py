@@ -1,0 +1,468 @@
+# Time travel in a replay: replay-seek backwards and forwards, gdb's
+# reverse-stepi, reverse-continue to breakpoints and watchpoints, the
+# snapshots' memory budget.  The bare-metal guests first, then Linux.
+#
+# gdb (gdb-multiarch) runs in batch mode with a Python script of ours
+# (GDB_DRIVER below) that carries out a list of commands and writes, after
+# each, the PC, the replay's instruction count ("monitor info replay") and
+# what gdb printed, as JSON.  QMP is spoken over a UNIX socket.
+#
+# Copyright (c) 2026 The qrr authors
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import time
+
+import pytest
+
+import qrrtest as q
+
+GDB = os.environ.get('QRR_GDB', 'gdb-multiarch')
+BAREMETAL = os.environ.get('QRR_TT_MACHINES', 'pc virt-max').split()
+LINUX = os.environ.get('QRR_TT_LINUX', 'pc virt-max').split()
+
+GDB_DRIVER = r'''
+import gdb, json, os, re, time
+
+steps = json.loads(os.environ['QRR_TT_STEPS'])
+out = []
+
+def icount():
+    s = gdb.execute('monitor info replay', to_string=True)
+    return int(re.search(r'instruction count = (\d+)', s).group(1))
+
+def state(cmd, text):
+    pc = int(gdb.parse_and_eval('$pc')) & 0xffffffffffffffff
+    return {'cmd': cmd, 'pc': pc, 'icount': icount(), 'text': text}
+
+gdb.execute('set pagination off')
+gdb.execute('set confirm off')
+for cmd in steps:
+    if cmd.startswith('!'):            # no state wanted
+        gdb.execute(cmd[1:], to_string=True)
+        continue
+    if cmd.startswith('value '):
+        v = int(gdb.parse_and_eval(cmd[6:]))
+        out[-1]['value'] = v
+        continue
+    t0 = time.monotonic()
+    try:
+        text = gdb.execute(cmd, to_string=True)
+    except gdb.error as e:
+        text = 'ERROR: ' + str(e)
+    secs = time.monotonic() - t0
+    out.append(state(cmd, text))
+    out[-1]['secs'] = secs
+with open(os.environ['QRR_TT_OUT'], 'w') as f:
+    json.dump(out, f)
+gdb.execute('detach')
+'''
+
+
+class QMP:
+    """A minimal QMP client over a UNIX socket."""
+
+    def __init__(self, path, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(str(path))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.sock.settimeout(timeout)
+        self.file = self.sock.makefile('rwb')
+        self.events = []
+        json.loads(self.file.readline())
+        self.cmd('qmp_capabilities')
+
+    def _read(self):
+        line = self.file.readline()
+        if not line:
+            raise EOFError('QEMU closed the QMP connection')
+        return json.loads(line)
+
+    def cmd(self, name, **args):
+        msg = {'execute': name}
+        if args:
+            msg['arguments'] = args
+        self.file.write(json.dumps(msg).encode() + b'\n')
+        self.file.flush()
+        while True:
+            r = self._read()
+            if 'event' in r:
+                self.events.append(r)
+            else:
+                return r
+
+    def ok(self, name, **args):
+        r = self.cmd(name, **args)
+        assert 'return' in r, f'{name} {args}: {r}'
+        return r['return']
+
+    def wait_event(self, name):
+        while True:
+            for i, e in enumerate(self.events):
+                if e['event'] == name:
+                    return self.events.pop(i)
+            r = self._read()
+            if 'event' in r:
+                self.events.append(r)
+
+    def seek(self, icount):
+        """replay-seek and wait until the machine stopped there."""
+        self.events.clear()
+        self.ok('replay-seek', icount=icount)
+        self.wait_event('STOP')
+        return self.ok('query-replay')['icount']
+
+    def close(self):
+        self.sock.close()
+
+
+class Replay:
+    """A replay started paused, with QMP and a gdb server."""
+
+    def __init__(self, tmp_path, arch, args, log, extra=''):
+        self.tmp = tmp_path
+        self.qmp_path = tmp_path / 'qmp.sock'
+        self.gdb_path = tmp_path / 'gdb.sock'
+        self.serial = tmp_path / 'serial.out'
+        for p in (self.qmp_path, self.gdb_path, self.serial):
+            if p.exists():
+                p.unlink()
+        args = [a for a in args]
+        i = args.index('-serial')
+        args[i + 1] = f'file:{self.serial}'
+        cmd = [str(q.qemu_binary(arch))] + args + \
+            q.icount_opt('replay', log, extra) + [
+                '-qmp', f'unix:{self.qmp_path},server=on,wait=off',
+                '-gdb', f'unix:{self.gdb_path},server=on,wait=off', '-S']
+        self.err = open(tmp_path / 'qemu.err', 'w+b')
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=self.err)
+        self.qmp = QMP(self.qmp_path)
+
+    def stderr(self):
+        self.err.flush()
+        return (self.tmp / 'qemu.err').read_text(errors='replace')
+
+    def wait(self, timeout=q.DEFAULT_TIMEOUT):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def quit(self):
+        if self.proc.poll() is None:
+            try:
+                self.qmp.cmd('quit')
+            except (OSError, EOFError):
+                pass
+            if self.wait(30) is None:
+                raise AssertionError('QEMU did not quit: ' + self.stderr())
+        self.qmp.close()
+
+    def gdb(self, arch, elf, steps, timeout=300):
+        """Run gdb's commands @steps against this replay."""
+        out = self.tmp / 'gdb.json'
+        script = self.tmp / 'driver.py'
+        script.write_text(GDB_DRIVER)
+        if out.exists():
+            out.unlink()
+        pre = []
+        if arch == 'x86_64':
+            # the guests are 32-bit ELFs; the stub describes x86-64
+            pre = ['-ex', 'set architecture i386:x86-64']
+        cmd = [GDB, '-nx', '-batch']
+        if elf:
+            cmd += ['-ex', f'file {elf}']
+        cmd += pre + ['-ex', f'target remote {self.gdb_path}',
+                      '-x', str(script)]
+        env = dict(os.environ, QRR_TT_STEPS=json.dumps(steps),
+                   QRR_TT_OUT=str(out))
+        r = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout)
+        self.gdb_output = r.stdout.decode(errors='replace')
+        assert out.exists(), ('gdb failed:\n' + self.gdb_output +
+                              r.stderr.decode() + '\n' + self.stderr())
+        return json.loads(out.read_text())
+
+
+def baremetal_elf(machine):
+    return q.baremetal_guest(q.MACHINES[machine][0])
+
+
+@pytest.fixture(scope='module')
+def recordings(tmp_path_factory):
+    """One recording of the bare-metal guest per machine, made on demand."""
+    made = {}
+
+    def get(machine):
+        if machine not in made:
+            d = tmp_path_factory.mktemp(f'rec-{machine}')
+            arch = q.MACHINES[machine][0]
+            args = q.baremetal_args(machine)
+            rec = q.run(arch, args + q.icount_opt('record', d / 'bm.rr'),
+                        typed='t')
+            assert rec.rc == 0, rec.describe()
+            made[machine] = (d / 'bm.rr', rec.guest_output())
+        return made[machine]
+    return get
+
+
+def log_end(r):
+    """The last instruction count of the replay's log (info replay)."""
+    text = r.qmp.ok('human-monitor-command', **{'command-line': 'info replay'})
+    return int(re.search(r'Log ends at instruction count (\d+)',
+                         text).group(1))
+
+
+# ---- replay-seek ----
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_seek_random_positions(tmp_path, recordings, machine):
+    """Seeks land exactly, backwards too; the replay then still matches."""
+    log, recorded = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        info = r.qmp.ok('query-replay')
+        assert info['icount'] == 0
+        end = log_end(r)
+        rng = random.Random(f'{machine}-seek')
+        targets = [end // 2, end // 3, end - 1000, 1000, end // 2 + 1,
+                   end // 2] + [rng.randrange(1, end) for _ in range(8)]
+        times = []
+        for t in targets:
+            t0 = time.monotonic()
+            got = r.qmp.seek(t)
+            times.append(time.monotonic() - t0)
+            assert got == t, f'seek to {t} landed at {got}'
+        snaps = r.qmp.ok('query-replay-snapshots')
+        assert snaps['enabled'] and len(snaps['snapshots']) >= 2, snaps
+        assert snaps['restores'] > 0, snaps
+        # errors: outside the recording, negative
+        for bad in (end + 1, -5):
+            e = r.qmp.cmd('replay-seek', icount=bad)
+            assert 'error' in e and 'outside the recording' in \
+                e['error']['desc'], e
+        # back to the start, then let it run to the end of the log: the
+        # output from there is the recording's
+        assert r.qmp.seek(0) == 0
+        before = r.serial.stat().st_size if r.serial.exists() else 0
+        r.qmp.ok('cont')
+        rc = r.wait()
+        assert rc == 0, r.stderr()
+        out = r.serial.read_bytes()[before:]
+        assert out == recorded, (
+            f'serial output after seeking back differs from the recording'
+            f'\n--- replay ---\n{out[-600:]!r}\n--- record ---\n'
+            f'{recorded[-600:]!r}')
+        assert 'diverged' not in r.stderr(), r.stderr()
+        print(f'{machine}: {len(targets)} seeks, mean '
+              f'{1000 * sum(times) / len(times):.1f} ms, max '
+              f'{1000 * max(times):.1f} ms; snapshots '
+              f'{snaps["used"] // 1024} KiB in {len(snaps["snapshots"])}')
+    finally:
+        r.quit()
+
+
+def test_seek_without_time_travel(tmp_path, recordings):
+    """rrbudget=0: forward seeks only, backwards is a clear error."""
+    log, _ = recordings('pc')
+    r = Replay(tmp_path, 'x86_64', q.baremetal_args('pc'), log,
+               'rrbudget=0')
+    try:
+        assert r.qmp.seek(2000000) == 2000000
+        e = r.qmp.cmd('replay-seek', icount=1000)
+        assert 'error' in e and 'time travel is off' in e['error']['desc']
+        assert not r.qmp.ok('query-replay-snapshots')['enabled']
+    finally:
+        r.quit()
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_budget(tmp_path, recordings, machine):
+    """Snapshots stay within rrbudget, by thinning old ones."""
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    budget = 1024 * 1024
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log,
+               f'rrbudget={budget}')
+    try:
+        end = log_end(r)
+        first = None
+        positions = []
+        for t in range(end // 12, end - 1, end // 12):
+            assert r.qmp.seek(t) == t
+            s = r.qmp.ok('query-replay-snapshots')
+            assert s['budget'] == budget
+            assert s['used'] <= budget, s
+            first = first or s['snapshots'][0]
+            positions = [x['icount'] for x in s['snapshots']]
+        # the first snapshot stays; old ones were thinned out, recent
+        # ones are denser than old ones
+        assert positions[0] == first['icount']
+        assert len(positions) >= 3
+        gaps = [b - a for a, b in zip(positions, positions[1:])]
+        assert gaps[-1] <= gaps[0], positions
+        # seeking still works everywhere
+        for t in (1, end // 2 + 7, end // 7):
+            assert r.qmp.seek(t) == t
+    finally:
+        r.quit()
+
+
+# ---- gdb ----
+
+def reverse_stepi_check(r, arch, elf, start_bp, n):
+    steps = ['!' + f'break {start_bp}', 'continue', '!delete'] + \
+        ['stepi'] * n + ['reverse-stepi'] * n
+    res = r.gdb(arch, elf, steps)
+    fwd = res[0:n + 1]              # the start, then after each stepi
+    back = res[n:]                  # the end, then after each reverse-stepi
+    assert len(back) == n + 1
+    got = [(s['pc'], s['icount']) for s in back]
+    want = [(s['pc'], s['icount']) for s in reversed(fwd)]
+    assert got == want, (
+        'reverse-stepi does not retrace the stepi:\n' +
+        '\n'.join(f'  {hex(a[0])} {a[1]}  vs  {hex(b[0])} {b[1]}'
+                  for a, b in zip(got, want)))
+    # and they really moved
+    assert len({s['icount'] for s in fwd}) > n // 2
+    return res
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_reverse_stepi(tmp_path, recordings, machine):
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        reverse_stepi_check(r, arch, baremetal_elf(machine), 'arch_rng', 30)
+    finally:
+        r.quit()
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_reverse_continue_breakpoint(tmp_path, recordings, machine):
+    """reverse-continue lands on each earlier hit, then at the start."""
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        # guest_printf: every line; lines are far apart in time (timer
+        # waits, compute loops), so the search crosses snapshot windows
+        steps = ['!break guest_printf', 'continue', 'continue', 'continue',
+                 'continue', 'continue', 'reverse-continue',
+                 'reverse-continue',
+                 'reverse-continue', 'reverse-continue', '!delete',
+                 'reverse-continue', 'reverse-stepi']
+        res = r.gdb(arch, baremetal_elf(machine), steps)
+        hits = [s for s in res[:5]]
+        back = res[5:9]
+        want = [(s['pc'], s['icount']) for s in reversed(hits[:4])]
+        assert [(s['pc'], s['icount']) for s in back] == want, \
+            json.dumps(res, indent=1)
+        # no breakpoints left: back to the start of history, where gdb
+        # hears (replaylog:begin) that there is no more
+        assert res[9]['icount'] == 0, res[9]
+        assert res[10]['icount'] == 0, res[10]
+        assert r.gdb_output.count('No more reverse-execution history') == 2, \
+            r.gdb_output
+        s = r.qmp.ok('query-replay-snapshots')
+        print(f'{machine}: last reverse-continue {s["last-move-us"]} us')
+    finally:
+        r.quit()
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_reverse_continue_watchpoint(tmp_path, recordings, machine):
+    """A write watchpoint is found backwards at the write."""
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        steps = ['!break arch_timer_start', 'continue', '!delete',
+                 '!watch timer_ticks', 'continue', 'value timer_ticks',
+                 'continue', 'value timer_ticks', 'continue',
+                 'value timer_ticks', 'continue', 'value timer_ticks',
+                 'reverse-continue', 'value timer_ticks',
+                 'reverse-continue', 'value timer_ticks']
+        res = r.gdb(arch, baremetal_elf(machine), steps)
+        fwd = res[1:5]
+        back = res[5:7]
+        assert [s['value'] for s in fwd] == [1, 2, 3, 4], fwd
+        assert r.gdb_output.count('Hardware watchpoint 2: timer_ticks') \
+            == 6, r.gdb_output
+        if arch == 'x86_64':
+            # x86 watchpoints stop after the access, both ways: backwards
+            # at the state a forward run stopped at
+            assert [(s['icount'], s['pc'], s['value']) for s in back] == \
+                [(s['icount'], s['pc'], s['value'])
+                 for s in (fwd[2], fwd[1])], json.dumps(res, indent=1)
+            assert 'Old value = 4\nNew value = 3' in r.gdb_output
+            assert 'Old value = 3\nNew value = 2' in r.gdb_output
+        else:
+            # AArch64's stop before the access: gdb steps over it, forwards
+            # after the stop, backwards before it: so backwards, gdb ends
+            # at the store that wrote the value seen forwards
+            assert [(s['icount'], s['value']) for s in back] == \
+                [(s['icount'] - 1, s['value'] - 1)
+                 for s in (fwd[2], fwd[1])], json.dumps(res, indent=1)
+            assert back[0]['pc'] == back[1]['pc'] != fwd[2]['pc']
+    finally:
+        r.quit()
+
+
+# ---- Linux ----
+
+@pytest.mark.parametrize('machine', LINUX)
+def test_linux_seek_and_reverse(tmp_path, machine):
+    arch = q.MACHINES[machine][0]
+    args = q.linux_args(machine)
+    log = tmp_path / 'boot.rr'
+    rec = q.run(arch, args + q.icount_opt('record', log))
+    assert rec.rc == 0, rec.describe()
+    recorded = rec.guest_output()
+    r = Replay(tmp_path, arch, args, log)
+    try:
+        end = log_end(r)
+        times = []
+        for t in (end * 3 // 4, end // 4, end // 2, end // 4 + 12345,
+                  end * 3 // 4 + 1):
+            t0 = time.monotonic()
+            assert r.qmp.seek(t) == t
+            times.append(time.monotonic() - t0)
+        # gdb: stepi and reverse-stepi in the kernel, wherever it is
+        res = r.gdb(arch, None, ['info registers pc'] + ['stepi'] * 10 +
+                    ['reverse-stepi'] * 10)
+        fwd = [(s['pc'], s['icount']) for s in res[:11]]
+        back = [(s['pc'], s['icount']) for s in res[10:]]
+        assert back == list(reversed(fwd)), json.dumps(res, indent=1)
+        rstep = max(s['secs'] for s in res[11:])
+        snaps = r.qmp.ok('query-replay-snapshots')
+        assert snaps['used'] <= snaps['budget'], snaps
+        # from the start to the end: the recording's output again
+        assert r.qmp.seek(0) == 0
+        before = r.serial.stat().st_size
+        r.qmp.ok('cont')
+        assert r.wait() == 0, r.stderr()
+        assert r.serial.read_bytes()[before:] == recorded
+        print(f'{machine}: seeks {[round(t, 2) for t in times]} s, '
+              f'reverse-stepi (gdb round trip) max {rstep:.3f} s, snapshots '
+              f'{snaps["used"] // 1024} KiB of {snaps["budget"] // 1024} '
+              f'in {len(snaps["snapshots"])}')
+    finally:
+        r.quit()
