@@ -519,11 +519,16 @@ void replay_tt_slice_end(void)
 {
     CPUState *cpu = first_cpu;
 
-    /* not while a search walks the snapshots by index */
+    /*
+     * Not while a search walks the snapshots by index, nor while gdb
+     * single-steps, except for the first snapshot: a replay started with
+     * -S whose first moves are stepi must still be able to go back.
+     */
     if (!tt.enabled || (tt.op != TT_OP_NONE && tt.op != TT_OP_SEEK) || !cpu ||
         replay_icount() < tt.next_at || !replay_state.started ||
         replay_state.at_end || !replay_quiet_point() ||
-        cpu->singlestep_enabled || cpu->cflags_next_tb != -1 ||
+        (cpu->singlestep_enabled && tt.snaps->len) ||
+        cpu->cflags_next_tb != -1 ||
         cpu->exception_index != -1 || !runstate_is_running()) {
         return;
     }

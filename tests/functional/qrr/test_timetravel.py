@@ -327,8 +327,13 @@ def test_budget(tmp_path, recordings, machine):
 # ---- gdb ----
 
 def reverse_stepi_check(r, arch, elf, start_bp, n):
-    steps = ['!' + f'break {start_bp}', 'continue', '!delete'] + \
-        ['stepi'] * n + ['reverse-stepi'] * n
+    """@n stepi from @start_bp (None: from where the replay starts), then
+    @n reverse-stepi must retrace them."""
+    if start_bp:
+        start = ['!' + f'break {start_bp}', 'continue', '!delete']
+    else:
+        start = ['p $pc']
+    steps = start + ['stepi'] * n + ['reverse-stepi'] * n
     res = r.gdb(arch, elf, steps)
     fwd = res[0:n + 1]              # the start, then after each stepi
     back = res[n:]                  # the end, then after each reverse-stepi
@@ -351,6 +356,20 @@ def test_reverse_stepi(tmp_path, recordings, machine):
     r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
     try:
         reverse_stepi_check(r, arch, baremetal_elf(machine), 'arch_rng', 30)
+    finally:
+        r.quit()
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_reverse_stepi_from_the_start(tmp_path, recordings, machine):
+    """Started with -S and single-stepped at once, the replay still takes
+    its first snapshot and can go back to the first instruction."""
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        res = reverse_stepi_check(r, arch, baremetal_elf(machine), None, 5)
+        assert res[0]['icount'] == 0
     finally:
         r.quit()
 
