@@ -485,3 +485,62 @@ def test_linux_seek_and_reverse(tmp_path, machine):
               f'in {len(snaps["snapshots"])}')
     finally:
         r.quit()
+
+
+KERNEL_SYMS = {
+    # a system call the guest's /init makes a few dozen times, and a
+    # variable every timer tick writes
+    'x86_64': ('__x64_sys_execve', 'jiffies_64'),
+    # Debian's arm64 kernel lists no data symbols in /proc/kallsyms
+    # (no CONFIG_KALLSYMS_ALL): the watchpoint half is x86 only there
+    'aarch64': ('__arm64_sys_execve',),
+}
+
+
+def kernel_symbol(out, name):
+    """The address the guest printed for @name (qrr.syms=)."""
+    m = re.search(rb'^sym: ([0-9a-f]+) ' + name.encode() + rb'\r?$', out,
+                  re.M)
+    assert m, f'the guest printed no address for {name}'
+    return int(m.group(1), 16)
+
+
+@pytest.mark.parametrize('machine', LINUX)
+def test_linux_kernel_breakpoint_and_watchpoint(tmp_path, machine):
+    """In a Linux guest: reverse-continue lands on each earlier hit of a
+    breakpoint on a system call with the forward run's PC and icount, and
+    finds the last write of a timer-tick variable backwards."""
+    arch = q.MACHINES[machine][0]
+    args = q.linux_args(machine, 'nokaslr qrr.syms=' +
+                        ','.join(KERNEL_SYMS[arch]))
+    log = tmp_path / 'boot.rr'
+    rec = q.run(arch, args + q.icount_opt('record', log))
+    assert rec.rc == 0, rec.describe()
+    syms = [kernel_symbol(rec.out, s) for s in KERNEL_SYMS[arch]]
+    func = syms[0]
+    r = Replay(tmp_path, arch, args, log)
+    try:
+        steps = [f'!hbreak *{func:#x}'] + ['continue'] * 4 + \
+            ['reverse-continue'] * 3
+        if len(syms) > 1:
+            watch = f'*(long *){syms[1]:#x}'
+            steps += ['!delete', f'!watch {watch}', 'reverse-continue',
+                      f'value {watch}', 'reverse-continue', f'value {watch}']
+        res = r.gdb(arch, None, steps, timeout=600)
+        hits = res[:4]
+        assert all(s['pc'] == func for s in hits), json.dumps(res, indent=1)
+        assert len({s['icount'] for s in hits}) == 4
+        back = res[4:7]
+        assert [(s['pc'], s['icount']) for s in back] == \
+            [(s['pc'], s['icount']) for s in reversed(hits[:3])], \
+            json.dumps(res, indent=1)
+        if len(syms) > 1:
+            # each reverse-continue goes back to an earlier write of the
+            # tick count, which the tick before had one lower
+            w1, w2 = res[7], res[8]
+            assert hits[0]['icount'] > w1['icount'] > w2['icount'] > 0, \
+                json.dumps(res, indent=1)
+            assert w1['value'] == w2['value'] + 1, json.dumps(res, indent=1)
+            assert 'Hardware watchpoint' in r.gdb_output, r.gdb_output
+    finally:
+        r.quit()
