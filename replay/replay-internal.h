@@ -181,6 +181,8 @@ void replay_values_restore(const int64_t *now);
 /* replay-timetravel.c */
 void replay_tt_configure(QemuOpts *opts);
 void replay_tt_start(void);
+/* Keep the history from now on (the replay stopped). */
+void replay_tt_arm(void);
 /* vCPU thread, between slices: restores and steps of a move */
 void replay_tt_vcpu_work(void);
 /* A restore is waiting for the vCPU: nothing may happen before it. */

@@ -25,6 +25,11 @@
  *    decoded but unconsumed events, counters, sync-point registers);
  *  - copies of the blkreplay drives' write overlays.
  *
+ * A replay that nobody steers never needs its history, and snapshots cost
+ * replay time, so they start ("arming") at the replay's first stop (gdb
+ * attaching, a monitor stop, a break), or at once for a replay started
+ * paused (-S) or given rrbudget= explicitly.
+ *
  * Snapshots are kept in order of position.  They share one memory budget
  * (-icount rrbudget=SIZE, by default twice the guest's RAM): when the
  * snapshots exceed it, one between the first and the last is merged into
@@ -84,6 +89,7 @@
 #include "system/cpus.h"
 #include "system/replay.h"
 #include "system/runstate.h"
+#include "system/system.h"
 #include "hw/core/cpu.h"
 #include "replay-internal.h"
 #include "trace.h"
@@ -143,6 +149,7 @@ typedef struct TTHit {
 
 static struct {
     bool enabled;
+    bool armed;                 /* history is kept from now on */
     bool budget_set;
     bool warned_budget;
     uint64_t budget;
@@ -193,7 +200,14 @@ void replay_tt_configure(QemuOpts *opts)
 void replay_tt_start(void)
 {
     tt.enabled = !tt.budget_set || tt.budget > 0;
+    /* a replay started paused, or given a budget, keeps all its history */
+    tt.armed = tt.budget_set || !autostart;
     tt.page_size = qemu_target_page_size();
+}
+
+void replay_tt_arm(void)
+{
+    tt.armed = true;
 }
 
 /* ---- guest RAM ---- */
@@ -524,7 +538,8 @@ void replay_tt_slice_end(void)
      * single-steps, except for the first snapshot: a replay started with
      * -S whose first moves are stepi must still be able to go back.
      */
-    if (!tt.enabled || (tt.op != TT_OP_NONE && tt.op != TT_OP_SEEK) || !cpu ||
+    if (!tt.enabled || !tt.armed ||
+        (tt.op != TT_OP_NONE && tt.op != TT_OP_SEEK) || !cpu ||
         replay_icount() < tt.next_at || !replay_state.started ||
         replay_state.at_end || !replay_quiet_point() ||
         (cpu->singlestep_enabled && tt.snaps->len) ||
@@ -690,8 +705,10 @@ static bool tt_usable(Error **errp)
         return false;
     }
     if (!tt.snaps->len) {
-        error_setg(errp, "time travel has no snapshot yet: let the replay "
-                   "run (it takes the first one when it starts)");
+        error_setg(errp, "time travel has no snapshot yet: it keeps the "
+                   "history from the replay's first stop (start the replay "
+                   "with -S, or give -icount rrbudget=SIZE, to keep all of "
+                   "it)");
         return false;
     }
     return true;

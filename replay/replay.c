@@ -557,6 +557,7 @@ static void replay_vm_state_change(void *opaque, bool running,
     if (running) {
         return;
     }
+    replay_tt_arm();
     if (replay_tt_stopped() || replay_state.frozen) {
         replay_state.break_icount = -1;
         replay_state.frozen = false;
