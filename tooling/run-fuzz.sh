@@ -12,7 +12,8 @@
 # build/fuzz/corpus, which the fuzzer keeps growing from run to run
 # (rm -rf build/fuzz/seeds build/fuzz/corpus to start afresh).
 #
-# Exits nonzero on any crash, sanitizer report, leak, timeout (-timeout=5)
+# Exits nonzero on any crash, sanitizer report, leak, timeout (-timeout=30,
+# far above the slowest input on a loaded host: a hang, not a slow run)
 # or memory blow-up (-rss_limit_mb=2048); the input is then in
 # build/fuzz/artifacts/ and reproduces with
 #   build/fuzz/fuzz-replay-log build/fuzz/artifacts/<file>
@@ -104,7 +105,7 @@ before=$(ls "$artifacts" | wc -l)
 qrr_log "fuzzing the log reader for $secs s ($(ls "$corpus" | wc -l) inputs in $corpus)"
 set +e
 (cd "$(dirname "$corpus")" && nice -n 10 "$fuzzer" \
-    -max_total_time="$secs" -timeout=5 -rss_limit_mb=2048 -max_len=65536 \
+    -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 -max_len=65536 \
     -dict="$QRR_TOP/tests/fuzz/replay-log.dict" -print_final_stats=1 \
     -artifact_prefix="$artifacts/" "$corpus") > "$log" 2>&1
 rc=$?

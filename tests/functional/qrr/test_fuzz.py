@@ -92,7 +92,7 @@ def test_harness_reports_a_planted_bug(built, tmp_path):
     corpus.mkdir()
     (corpus / 'near.rr').write_bytes(make_log('qrr-fuzz-selftesT'))
     p = subprocess.run([str(built / 'fuzz-replay-log-selftest'),
-                        '-max_total_time=120', '-timeout=5',
+                        '-max_total_time=120', '-timeout=30',
                         f'-artifact_prefix={tmp_path}/', str(corpus)],
                        capture_output=True, text=True, timeout=300,
                        cwd=tmp_path)
