@@ -43,6 +43,19 @@ typedef enum ReplayChannel {
     REPLAY_CH__MAX
 } ReplayChannel;
 
+/* An interrupt or exception that the vCPU took, for reverse-stepi. */
+typedef struct ReplayVcpuEvent {
+    int64_t icount;             /* where; -1: none yet */
+    uint64_t start;             /* events consumed before it */
+    uint64_t end;               /* events consumed after it */
+    /*
+     * Raised by an instruction that the icount counts (x86 int3 and ud2,
+     * AArch64 svc, brk and udf: the translated code raises them), not by
+     * one that faulted and was undone, nor between two instructions
+     */
+    bool counted;
+} ReplayVcpuEvent;
+
 typedef struct ReplayState {
     char *filename;
     char *snapshot;             /* rrsnapshot= */
@@ -70,6 +83,9 @@ typedef struct ReplayState {
     uint64_t last_consumed_icount;  /* icount of the last event consumed */
     uint64_t consumed_at_icount;    /* events consumed before the first */
                                     /* one at last_consumed_icount */
+    /* the last interrupt or exception that the vCPU took */
+    ReplayVcpuEvent vcpu_event;
+    uint64_t slice_icount;      /* where the vCPU's slice started */
     /*
      * The break position (see replay_break_reached()): the replay
      * freezes at instruction count break_icount once break_consumed
@@ -126,6 +142,20 @@ static inline int replay_pos_cmp(const ReplayPos *a, const ReplayPos *b)
 ReplayPos replay_position(void);
 /* Events consumed before the first event at @icount (@icount: now). */
 uint64_t replay_consumed_before(uint64_t icount);
+/*
+ * Where the vCPU is: replay_position() without the events at this icount
+ * after its last interrupt or exception there (after its arrival, if it
+ * took none).  Those change no vCPU state, and the main loop consumes its
+ * own (its timers' checkpoints) even while the machine is stopped, so a
+ * stop at (N, c) may be at (N, c + 1) by the time of the next command.
+ */
+ReplayPos replay_vcpu_position(void);
+/*
+ * If the vCPU took an interrupt or an exception at this icount, where a
+ * forward stepi that took it started: before the event, or before the
+ * instruction that raised it (ReplayVcpuEvent.counted).
+ */
+bool replay_vcpu_event_start(ReplayPos *start);
 /* The vCPU is between slices and nothing is due at this icount. */
 bool replay_quiet_point(void);
 /* Set or clear (@icount -1) the break position; unfreezes the replay. */

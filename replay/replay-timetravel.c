@@ -901,10 +901,15 @@ void replay_tt_set_stop_reason(const char *reason)
 
 /* ---- gdb ---- */
 
+/*
+ * gdb's moves go back from where the vCPU is (replay_vcpu_position()),
+ * not from the position now: events that the main loop consumed at this
+ * icount since the machine stopped changed nothing that gdb sees, and a
+ * reverse-stepi that only undid them would not move.
+ */
 bool replay_reverse_step(void)
 {
-    ReplayPos now = replay_position(), target;
-    uint64_t before = replay_consumed_before(now.icount);
+    ReplayPos now = replay_position(), here = replay_vcpu_position(), target;
     TTSnapshot *first;
 
     if (replay_mode != REPLAY_MODE_PLAY || !tt_usable(NULL)) {
@@ -912,18 +917,18 @@ bool replay_reverse_step(void)
     }
     first = snap_at(0);
     tt_begin_op(TT_OP_SEEK);
-    if (now.consumed > before) {
-        /* undo what happened at this icount (an interrupt taken, say) */
-        target = (ReplayPos) { now.icount, before };
-    } else if (now.icount > 0) {
-        /* before the last instruction, all at the icount before done */
-        target = (ReplayPos) { now.icount - 1, UINT64_MAX };
-    } else {
-        target = now;
+    /* undo the interrupt or exception taken at this icount, if any */
+    if (!replay_vcpu_event_start(&target)) {
+        if (here.icount > 0) {
+            /* before the last instruction, all at the icount before done */
+            target = (ReplayPos) { here.icount - 1, UINT64_MAX };
+        } else {
+            target = now;
+        }
     }
     if (replay_pos_cmp(&target, &first->pos) < 0 ||
-        replay_pos_cmp(&now, &first->pos) <= 0) {
-        target = replay_pos_cmp(&now, &first->pos) <= 0 ? now : first->pos;
+        replay_pos_cmp(&here, &first->pos) <= 0) {
+        target = replay_pos_cmp(&here, &first->pos) <= 0 ? now : first->pos;
         tt.stop_reason = "begin";
     }
     tt_goto(target, RUN_STATE_DEBUG);
@@ -932,13 +937,14 @@ bool replay_reverse_step(void)
 
 bool replay_reverse_continue(void)
 {
-    ReplayPos now = replay_position();
+    ReplayPos now = replay_position(), here = replay_vcpu_position();
     int w;
 
     if (replay_mode != REPLAY_MODE_PLAY || !tt_usable(NULL)) {
         return false;
     }
-    w = tt_find(&now, true);
+    /* a hit at the vCPU's position is the stop we are at */
+    w = tt_find(&here, true);
     if (w < 0) {
         tt_begin_op(TT_OP_SEEK);
         tt.stop_reason = "begin";
@@ -946,7 +952,7 @@ bool replay_reverse_continue(void)
         return true;
     }
     tt_begin_op(TT_OP_SEARCH);
-    tt_search(w, now);
+    tt_search(w, here);
     return true;
 }
 

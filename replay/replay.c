@@ -304,6 +304,8 @@ ReplayEvent *replay_head_is(ReplayEventKind kind)
 void replay_consume(void)
 {
     ReplayEvent *ev = g_queue_pop_head(&replay_state.pending);
+    bool vcpu_event = ev->kind == REPLAY_EV_INTERRUPT ||
+                      ev->kind == REPLAY_EV_EXCEPTION;
 
     trace_replay_consume(replay_event_name(ev->kind), ev->icount);
     replay_state.last_kind_name = replay_event_name(ev->kind);
@@ -314,6 +316,16 @@ void replay_consume(void)
         ev->icount != replay_state.last_consumed_icount) {
         replay_state.last_consumed_icount = ev->icount;
         replay_state.consumed_at_icount = replay_state.consumed;
+    }
+    if (vcpu_event) {
+        /* consumed in the vCPU's slice, after what it executed */
+        replay_state.vcpu_event = (ReplayVcpuEvent) {
+            .icount = ev->icount,
+            .start = replay_state.consumed,
+            .end = replay_state.consumed + 1,
+            .counted = ev->kind == REPLAY_EV_EXCEPTION &&
+                       ev->icount > replay_state.slice_icount,
+        };
     }
     replay_event_clear(ev);
     g_free(ev);
@@ -368,6 +380,34 @@ uint64_t replay_consumed_before(uint64_t icount)
         return replay_state.consumed_at_icount;
     }
     return replay_state.consumed;
+}
+
+ReplayPos replay_vcpu_position(void)
+{
+    ReplayPos p = replay_position();
+
+    if (replay_state.vcpu_event.icount == (int64_t)p.icount) {
+        p.consumed = replay_state.vcpu_event.end;
+    } else {
+        p.consumed = replay_consumed_before(p.icount);
+    }
+    return p;
+}
+
+bool replay_vcpu_event_start(ReplayPos *start)
+{
+    const ReplayVcpuEvent *e = &replay_state.vcpu_event;
+    uint64_t now = replay_icount();
+
+    if (e->icount != (int64_t)now) {
+        return false;
+    }
+    if (e->counted) {
+        *start = (ReplayPos) { now - 1, UINT64_MAX };
+    } else {
+        *start = (ReplayPos) { now, e->start };
+    }
+    return true;
 }
 
 bool replay_quiet_point(void)
@@ -497,6 +537,7 @@ int replay_get_instructions(void)
     }
     if (target > now) {
         trace_replay_budget(now, target);
+        replay_state.slice_icount = now;
         return MIN(target - now, INT32_MAX);
     }
     if (h->kind == REPLAY_EV_EXCEPTION && h->icount == target) {
@@ -504,8 +545,13 @@ int replay_get_instructions(void)
          * A faulting instruction is not counted: the exception recorded
          * at @now is raised by executing the next instruction, which must
          * be allowed to start.  If it completes instead, the vCPU passes
-         * the event and the divergence is reported above.
+         * the event and the divergence is reported above.  (An exception
+         * raised already, by an instruction counted, waited for its turn
+         * and starts nothing.)
          */
+        if (first_cpu->exception_index < 0) {
+            replay_state.slice_icount = now;
+        }
         return 1;
     }
     replay_check_stall();
@@ -608,6 +654,20 @@ static bool replay_sync_event(ReplayEventKind kind)
     }
 }
 
+/*
+ * The vCPU took an interrupt or an exception: at the break position, it
+ * must execute nothing more in this slice.  (A slice at a fault has the
+ * budget of the faulting instruction, which it did not execute: the
+ * handler's first instruction would run with it, past the break.)
+ */
+static void replay_vcpu_event_taken(void)
+{
+    replay_sync_point();
+    if (current_cpu && replay_break_reached()) {
+        cpu_exit(current_cpu);
+    }
+}
+
 bool replay_exception(void)
 {
     ReplayEvent *h;
@@ -629,7 +689,7 @@ bool replay_exception(void)
         }
         return false;
     }
-    replay_sync_point();
+    replay_vcpu_event_taken();
     return true;
 }
 
@@ -643,7 +703,7 @@ bool replay_interrupt(void)
     if (!replay_sync_event(REPLAY_EV_INTERRUPT)) {
         return false;
     }
-    replay_sync_point();
+    replay_vcpu_event_taken();
     return true;
 }
 
@@ -862,6 +922,7 @@ void replay_configure(QemuOpts *opts)
     replay_state.break_runstate = RUN_STATE_PAUSED;
     replay_state.last_kind_name = "the start";
     replay_state.shutdown_icount = -1;
+    replay_state.vcpu_event.icount = -1;
     replay_sync_configure(opts);
     replay_tt_configure(opts);
     replay_async_init();
@@ -1018,6 +1079,7 @@ struct ReplayEngineState {
     uint64_t consumed;
     uint64_t last_consumed_icount;
     uint64_t consumed_at_icount;
+    ReplayVcpuEvent vcpu_event;
     uint64_t vcpu_events;
     uint64_t next_bh_id;
     uint64_t next_block_id;
@@ -1074,6 +1136,7 @@ ReplayEngineState *replay_engine_save(void)
     s->consumed = replay_state.consumed;
     s->last_consumed_icount = replay_state.last_consumed_icount;
     s->consumed_at_icount = replay_state.consumed_at_icount;
+    s->vcpu_event = replay_state.vcpu_event;
     s->vcpu_events = replay_state.vcpu_events;
     s->next_bh_id = replay_state.next_bh_id;
     s->next_block_id = replay_state.next_block_id;
@@ -1107,6 +1170,7 @@ void replay_engine_restore(const ReplayEngineState *s)
     replay_state.consumed = s->consumed;
     replay_state.last_consumed_icount = s->last_consumed_icount;
     replay_state.consumed_at_icount = s->consumed_at_icount;
+    replay_state.vcpu_event = s->vcpu_event;
     replay_state.vcpu_events = s->vcpu_events;
     replay_state.next_bh_id = s->next_bh_id;
     replay_state.next_block_id = s->next_block_id;
