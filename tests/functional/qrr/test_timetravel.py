@@ -1,11 +1,14 @@
 # Time travel in a replay: replay-seek backwards and forwards, gdb's
-# reverse-stepi, reverse-continue to breakpoints and watchpoints, the
-# snapshots' memory budget.  The bare-metal guests first, then Linux.
+# reverse-stepi (over interrupts and exceptions too), reverse-continue to
+# breakpoints and watchpoints, reverse-step, reverse-next and
+# reverse-finish in a call chain, the snapshots' memory budget.  The
+# bare-metal guests first, then Linux.
 #
 # gdb (gdb-multiarch) runs in batch mode with a Python script of ours
 # (GDB_DRIVER below) that carries out a list of commands and writes, after
-# each, the PC, the replay's instruction count ("monitor info replay") and
-# what gdb printed, as JSON.  QMP is spoken over a UNIX socket.
+# each, the PC, the replay's instruction count ("monitor info replay"),
+# the source line and function, and what gdb printed, as JSON.  QMP is
+# spoken over a UNIX socket.
 #
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -38,7 +41,13 @@ def icount():
 
 def state(cmd, text):
     pc = int(gdb.parse_and_eval('$pc')) & 0xffffffffffffffff
-    return {'cmd': cmd, 'pc': pc, 'icount': icount(), 'text': text}
+    block = gdb.block_for_pc(pc)
+    while block is not None and block.function is None:
+        block = block.superblock
+    return {'cmd': cmd, 'pc': pc, 'icount': icount(), 'text': text,
+            'line': gdb.find_pc_line(pc).line,
+            'func': block.function.name if block is not None else None,
+            'entry': block.start if block is not None else None}
 
 gdb.execute('set pagination off')
 gdb.execute('set confirm off')
@@ -60,8 +69,20 @@ for cmd in steps:
     out[-1]['secs'] = secs
 with open(os.environ['QRR_TT_OUT'], 'w') as f:
     json.dump(out, f)
-gdb.execute('detach')
+# not detach, which resumes the replay: it would run to its end and exit
+# before the test's next QMP command
+gdb.execute('disconnect')
 '''
+
+
+def elf_class(path):
+    """32 or 64, from the ELF header."""
+    with open(path, 'rb') as f:
+        return {1: 32, 2: 64}[f.read(5)[4]]
+
+
+# gdb's view of 32-bit code in qemu-system-x86_64, as i386
+I386_ON_X86_64 = q.TOP / 'scripts' / 'gdb-i386-on-x86_64.xml'
 
 
 class QMP:
@@ -182,8 +203,14 @@ class Replay:
         if out.exists():
             out.unlink()
         pre = []
-        if arch == 'x86_64':
-            # the guests are 32-bit ELFs; the stub describes x86-64
+        if arch == 'x86_64' and elf and elf_class(elf) == 32:
+            # the bare-metal guest runs 32-bit code, which gdb can only
+            # step through, unwind and finish as i386 (with "set
+            # architecture i386:x86-64", it unwinds it as x86-64 code)
+            pre = ['-ex', f'set tdesc filename {I386_ON_X86_64}',
+                   '-ex', 'set remote fetch-register-packet off',
+                   '-ex', 'set remote set-register-packet off']
+        elif arch == 'x86_64':
             pre = ['-ex', 'set architecture i386:x86-64']
         cmd = [GDB, '-nx', '-batch']
         if elf:
@@ -441,6 +468,337 @@ def test_reverse_continue_watchpoint(tmp_path, recordings, machine):
                 [(s['icount'] - 1, s['value'] - 1)
                  for s in (fwd[2], fwd[1])], json.dumps(res, indent=1)
             assert back[0]['pc'] == back[1]['pc'] != fwd[2]['pc']
+    finally:
+        r.quit()
+
+
+# ---- gdb: source-level stepping backwards ----
+#
+# The bare-metal guests' call chain (common/guest.c, run CHAIN_CALLS times
+# before the timer starts): chain_outer calls chain_middle twice, which
+# calls chain_leaf twice, each a few lines of one volatile update each.
+# gdb builds reverse-step, reverse-next and reverse-finish on
+# reverse-stepi and on reverse-continue to breakpoints that it sets itself
+# (at a function's entry), so they must land exactly where the forward
+# run was: same PC, same instruction count.
+#
+# One difference is gdb's own: stepping backwards, it stops at the start
+# of a line unless that is the function's entry point, from where it goes
+# on back to the call (infrun.c: "When stepping backward, stop at
+# beginning of line range (unless it's the function entry point, in which
+# case keep going back to the call point)").  A forward step into a
+# function without a prologue (chain_leaf; all three on x86) stops at its
+# entry; a reverse-step does not.  So the sequences start one line into a
+# function, and the forward positions at an entry are not expected
+# backwards.
+
+def where(s):
+    return (s['pc'], s['icount'], s['func'], s['line'])
+
+
+def where_list(states):
+    return '\n'.join(f'  {s["cmd"]:<16} {s["pc"]:#x} {s["icount"]} '
+                     f'{s["func"]}:{s["line"]}' for s in states)
+
+
+def calls(trace, caller, callee):
+    """The positions of @trace (a stepi sequence) at an instruction of
+    @caller that enters @callee: its call instructions, before they ran."""
+    return [a for a, b in zip(trace, trace[1:])
+            if a['func'] == caller and b['func'] == callee]
+
+
+def retrace_check(res, n, func):
+    """@res: the start (in @func), @n forward commands, then @n backward
+    ones: the backward ones visit the forward positions in reverse order
+    (but for those at a function's entry, see above) and then go on back
+    before the start."""
+    assert len(res) == 2 * n + 1, where_list(res)
+    fwd = res[:n + 1]
+    back = res[n:]
+    assert fwd[0]['func'] == func and fwd[0]['pc'] != fwd[0]['entry'], \
+        where_list(res)
+    # each forward command moved on to another line
+    assert all(a['icount'] < b['icount'] and
+               (a['func'], a['line']) != (b['func'], b['line'])
+               for a, b in zip(fwd, fwd[1:])), where_list(fwd)
+    want = [s for s in reversed(fwd) if s['pc'] != s['entry'] or s is fwd[-1]]
+    got = back[:len(want)]
+    assert [where(s) for s in got] == [where(s) for s in want], (
+        f'{back[1]["cmd"]} does not retrace {fwd[1]["cmd"]}:\n'
+        f'forward:\n{where_list(fwd)}\nbackward:\n{where_list(back)}')
+    for s in got[1:]:
+        assert 'No more reverse-execution history' not in s['text'], s
+    # the rest went on back, before the start
+    assert all(s['icount'] < fwd[0]['icount'] for s in back[len(want):]), \
+        where_list(back)
+    return fwd
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_reverse_next(tmp_path, recordings, machine):
+    """reverse-next retraces next, over the calls, in chain_middle and
+    chain_outer."""
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        # the third call of chain_middle (earlier calls are in the history
+        # that reverse-continue searches for gdb's breakpoints), one line
+        # in; then the second call of chain_outer.  4 lines on, the next
+        # stays in the function on both (aarch64 stops at chain_middle's
+        # entry, before its prologue, and a line later; x86 at its first
+        # line)
+        n = 4
+        steps = ['!break chain_middle', 'continue', 'continue', 'continue',
+                 '!delete', 'next'] + ['next'] * n + ['reverse-next'] * n
+        steps += ['!break chain_outer', 'reverse-continue', '!delete',
+                  'next'] + ['next'] * n + ['reverse-next'] * n
+        res = r.gdb(arch, baremetal_elf(machine), steps)
+        middle = res[3:3 + 2 * n + 1]
+        outer = res[3 + 2 * n + 2:]
+        for part, func in ((middle, 'chain_middle'), (outer, 'chain_outer')):
+            fwd = retrace_check(part, n, func)
+            assert all(s['func'] == func for s in part), where_list(part)
+            # two of the lines are calls, stepped over: these took more
+            # instructions than any other line
+            spans = sorted(b['icount'] - a['icount']
+                           for a, b in zip(fwd, fwd[1:]))
+            assert spans[-2] > 2 * spans[-3], where_list(fwd)
+        assert outer[0]['icount'] < middle[0]['icount']
+    finally:
+        r.quit()
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_reverse_step(tmp_path, recordings, machine):
+    """reverse-step retraces step into chain_leaf and back out, twice."""
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        n = 12
+        steps = ['!break chain_middle', 'continue', 'continue', '!delete',
+                 'next'] + ['step'] * n + ['reverse-step'] * n
+        res = r.gdb(arch, baremetal_elf(machine), steps)
+        fwd = retrace_check(res[2:], n, 'chain_middle')
+        funcs = [s['func'] for s in fwd]
+        # into the first leaf call, out, into the second, out
+        assert funcs.count('chain_leaf') >= 6, where_list(fwd)
+        assert sum(a != b for a, b in zip(funcs, funcs[1:])) >= 3, \
+            where_list(fwd)
+    finally:
+        r.quit()
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_reverse_next_to_breakpoint(tmp_path, recordings, machine):
+    """reverse-next over a call stops at a breakpoint inside the callee, as
+    next does, in the same call: the breakpoint's hit is later than gdb's
+    own at the callee's entry, and earlier calls hit it too."""
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        # the third chain_leaf call, its second line: a breakpoint there
+        steps = ['!break chain_leaf', 'continue', 'continue', 'continue',
+                 '!delete', 'next', '!break *$pc', 'finish', 'reverse-next',
+                 'reverse-finish', 'next', 'continue', 'reverse-continue',
+                 'reverse-continue']
+        res = r.gdb(arch, baremetal_elf(machine), steps)
+        entry, bp, fin, rnext, call, fnext, later, back, earlier = res[2:]
+        assert bp['func'] == 'chain_leaf' and bp['pc'] != entry['pc'], \
+            where_list(res)
+        assert fin['func'] == 'chain_middle', where_list(res)
+        assert where(rnext) == where(bp), where_list(res)
+        assert call['func'] == 'chain_middle' and \
+            call['icount'] == entry['icount'] - 1, where_list(res)
+        assert where(fnext) == where(bp), where_list(res)
+        # the next call's hit, back to this one, and the one before
+        assert later['pc'] == bp['pc'] and \
+            later['icount'] > fin['icount'], where_list(res)
+        assert where(back) == where(bp), where_list(res)
+        assert earlier['pc'] == bp['pc'] and \
+            res[1]['icount'] < earlier['icount'] < entry['icount'], \
+            where_list(res)
+    finally:
+        r.quit()
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_reverse_finish(tmp_path, recordings, machine):
+    """reverse-finish goes back to the call instruction, at the count
+    before the call ran: from each of chain_middle's calls of chain_leaf,
+    then from chain_middle to chain_outer's call of it."""
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        # forward: stepi through the first chain_middle call of the second
+        # chain_outer call, and back to where that began
+        n = 56
+        steps = ['!break chain_outer', 'continue', 'continue', '!delete'] + \
+            ['stepi'] * n + ['!break chain_outer', 'reverse-continue',
+                             '!delete']
+        # into the second leaf call, one line in, reverse-finish; back into
+        # the first one, the same; then out of chain_middle
+        steps += ['!break chain_leaf', 'continue', 'continue', '!delete',
+                  'next', 'reverse-finish', '!break chain_leaf',
+                  'reverse-continue', '!delete', 'next', 'reverse-finish',
+                  'reverse-finish']
+        res = r.gdb(arch, baremetal_elf(machine), steps)
+        trace = res[1:n + 2]
+        leaf_calls = calls(trace, 'chain_middle', 'chain_leaf')[:2]
+        middle_calls = calls(trace, 'chain_outer', 'chain_middle')[:1]
+        assert len(leaf_calls) == 2 and middle_calls, where_list(trace)
+        # the trace went on past the return to chain_outer
+        assert calls(trace, 'chain_middle', 'chain_outer'), where_list(trace)
+        got = res[n + 2:]
+        start, _, entry2, in2, fin2, entry1, in1, fin1, fin0 = got
+        assert where(start) == where(trace[0]), where_list(got)
+        assert where(entry2) == where(trace[trace.index(leaf_calls[1]) + 1])
+        assert where(entry1) == where(trace[trace.index(leaf_calls[0]) + 1])
+        for inside, entry in ((in1, entry1), (in2, entry2)):
+            assert inside['func'] == 'chain_leaf' and \
+                inside['icount'] > entry['icount'], where_list(got)
+        want = [leaf_calls[1], leaf_calls[0], middle_calls[0]]
+        assert [where(s) for s in (fin2, fin1, fin0)] == \
+            [where(s) for s in want], (
+                f'reverse-finish is not at the calls:\n{where_list(got)}\n'
+                f'calls in the forward run:\n{where_list(want)}')
+        assert leaf_calls[0]['pc'] != leaf_calls[1]['pc']
+    finally:
+        r.quit()
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_finish_then_reverse(tmp_path, recordings, machine):
+    """finish out of chain_leaf, reverse-step back into it (at its
+    return), reverse-finish to the call, step in and finish again: each
+    where the forward stepi run was."""
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        n = 24
+        steps = ['!break chain_middle', 'continue', 'continue', '!delete'] + \
+            ['stepi'] * n + ['!break chain_middle', 'reverse-continue',
+                             '!delete', '!break chain_leaf', 'continue',
+                             '!delete', 'next', 'finish', 'reverse-step',
+                             'reverse-finish', 'step', 'reverse-finish',
+                             'step', 'finish']
+        res = r.gdb(arch, baremetal_elf(machine), steps)
+        trace = res[1:n + 2]
+        call = calls(trace, 'chain_middle', 'chain_leaf')[0]
+        i = trace.index(call)
+        ret = calls(trace[i:], 'chain_leaf', 'chain_middle')[0]
+        j = trace.index(ret)
+        got = res[n + 2:]
+        start, entry, inside, fin, back, rfin, stepped, rfin2, stepped2, \
+            fin2 = got
+        assert where(start) == where(trace[0]), where_list(got)
+        assert where(entry) == where(trace[i + 1]), where_list(got)
+        assert inside['func'] == 'chain_leaf' and \
+            inside['icount'] > entry['icount'], where_list(got)
+        # finish: just after the return, in chain_middle
+        assert where(fin) == where(trace[j + 1]), where_list(got)
+        # reverse-step: back in chain_leaf, at its return instruction
+        assert where(back) == where(ret), where_list(got)
+        # reverse-finish: at the call; step: into chain_leaf again; from
+        # its entry, reverse-finish is one reverse-stepi
+        assert where(rfin) == where(call), where_list(got)
+        assert where(stepped) == where(trace[i + 1]), where_list(got)
+        assert where(rfin2) == where(call), where_list(got)
+        assert where(stepped2) == where(trace[i + 1]), where_list(got)
+        assert where(fin2) == where(fin), where_list(got)
+    finally:
+        r.quit()
+
+
+# The C handler that the bare-metal guests' vectors call.
+TRAP_HANDLER = {'x86_64': 'isr_handler', 'aarch64': 'exc_handler'}
+
+
+def trap_crossing(back, handler):
+    """@back: reverse-stepi from @handler's entry back through the vector
+    into the code that trapped.  Returns the number of instructions
+    between the first position there and the vector's first one: 0 for an
+    interrupt or a fault (taken before the instruction), 1 for an
+    exception that its instruction raises (ud2, int3, svc, brk)."""
+    i = next((i for i, s in enumerate(back)
+              if s['func'] not in (None, handler)), None)
+    assert i, where_list(back)
+    vector, trapped = back[i - 1], back[i]
+    assert vector['pc'] != trapped['pc'], where_list(back)
+    # and on back from there, an instruction at a time
+    assert all(a['icount'] == b['icount'] + 1
+               for a, b in zip(back[i:], back[i + 1:])), where_list(back)
+    assert len(back) - i > 5, where_list(back)
+    return vector['icount'] - trapped['icount']
+
+
+def retrace_stepi(back, fwd):
+    assert [where(s) for s in reversed(fwd)] == [where(s) for s in back], (
+        f'stepi does not retrace reverse-stepi:\nbackward:\n'
+        f'{where_list(back)}\nforward:\n{where_list(fwd)}')
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_reverse_stepi_over_interrupt(tmp_path, recordings, machine):
+    """From the handler of a timer interrupt that came in the middle of a
+    computation, reverse-stepi goes back through the vector into the
+    interrupted code, before the interrupt was taken (the same count,
+    where the forward run was), and on; stepi retraces it."""
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    handler = TRAP_HANDLER[arch]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        # test_timer_busy enables interrupts, then computes
+        n = 40
+        steps = ['!break arch_irq_enable', 'continue', '!delete', 'finish',
+                 f'!break {handler}', 'continue', '!delete'] + \
+            ['reverse-stepi'] * n + ['stepi'] * n
+        res = r.gdb(arch, baremetal_elf(machine), steps)
+        assert res[1]['func'] == 'test_timer_busy', where_list(res[:3])
+        back = res[2:n + 3]
+        retrace_stepi(back, res[n + 2:])
+        assert trap_crossing(back, handler) == 0
+        assert 'test_timer_busy' in {s['func'] for s in back}
+    finally:
+        r.quit()
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_reverse_stepi_over_exceptions(tmp_path, recordings, machine):
+    """The same from the handler of each exception that the guests take
+    on purpose (x86: ud2, divide by zero, int3, a bad selector; AArch64:
+    svc, brk, udf, an unaligned load): back to where the forward run was
+    before the instruction that raised it.  The faults (divide by zero, a
+    bad selector, the unaligned load) undo their instruction, the others
+    are raised after the icount counted theirs."""
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    handler = TRAP_HANDLER[arch]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        n, traps = 40, 4
+        steps = [f'!break {handler}']
+        for _ in range(traps):
+            steps += ['continue', '!disable'] + ['reverse-stepi'] * n + \
+                ['stepi'] * n + ['!enable']
+        res = r.gdb(arch, baremetal_elf(machine), steps)
+        counted = []
+        for k in range(traps):
+            part = res[k * (2 * n + 1):(k + 1) * (2 * n + 1)]
+            assert part[0]['func'] == handler, where_list(part)
+            back = part[:n + 1]
+            retrace_stepi(back, part[n:])
+            counted.append(trap_crossing(back, handler))
+        # both kinds are there
+        assert sorted(set(counted)) == [0, 1], counted
+        print(f'{machine}: instructions counted before the vector: '
+              f'{counted}')
     finally:
         r.quit()
 

@@ -14,6 +14,14 @@
 
 #include "guest.h"
 
+/*
+ * Call frame information in .debug_frame, which gdb reads to unwind at
+ * any instruction (say at a return, the frame already popped), and which
+ * is not loaded: on AArch64, GCC's unwind tables would put it in
+ * .eh_frame, which the link script discards.
+ */
+__asm__(".cfi_sections .debug_frame");
+
 /* Written by the timer interrupt handler, read by the test loops. */
 volatile uint32_t timer_ticks;
 
@@ -150,6 +158,64 @@ static void test_exceptions(void)
     guest_printf("exceptions handled: %u/%u\n", handled, tried);
 }
 
+/*
+ * A small call chain for gdb's source-level stepping (step, next, finish
+ * and their reverse forms): outer calls middle twice, middle calls leaf
+ * twice, each over a few lines of its own.  noinline and noclone keep the
+ * functions and their calls at -O2, and each line is one update of the
+ * volatile accumulator, which the compiler keeps in order.  CHAIN_FENCE()
+ * keeps the prologue and the epilogue out of the first and the last line,
+ * so that every line is one piece of code, and gives the return a line of
+ * its own, where a forward step stops as a reverse one does.  It runs
+ * before the timer starts: no interrupt comes in between.
+ */
+#define CHAIN_CALLS 3
+#define CHAIN_FN __attribute__((noinline, noclone))
+#define CHAIN_FENCE() __asm__ volatile("" : : : "memory")
+
+/* Every access is kept, in order: one line, one update. */
+static volatile uint32_t chain_acc;
+
+static CHAIN_FN void chain_leaf(void)
+{
+    chain_acc += 1;
+    chain_acc ^= 0xff;
+    chain_acc += 3;
+    CHAIN_FENCE();
+}
+
+static CHAIN_FN void chain_middle(void)
+{
+    CHAIN_FENCE();
+    chain_acc += 10;
+    chain_leaf();
+    chain_acc ^= 0xf0;
+    chain_leaf();
+    chain_acc += 20;
+    CHAIN_FENCE();
+}
+
+static CHAIN_FN void chain_outer(void)
+{
+    CHAIN_FENCE();
+    chain_acc += 100;
+    chain_middle();
+    chain_acc ^= 0xf00;
+    chain_middle();
+    chain_acc += 200;
+    CHAIN_FENCE();
+}
+
+static void test_calls(void)
+{
+    unsigned i;
+
+    for (i = 0; i < CHAIN_CALLS; i++) {
+        chain_outer();
+    }
+    guest_printf("calls: %u, accumulator 0x%08x\n", CHAIN_CALLS, chain_acc);
+}
+
 /* Sleep through TIMER_WAIT_TICKS periodic interrupts. */
 static void test_timer_idle(void)
 {
@@ -234,6 +300,7 @@ void guest_main(void)
     arch_describe();
 
     test_exceptions();
+    test_calls();
 
     arch_timer_start(TIMER_HZ);
     test_timer_idle();
