@@ -3,7 +3,10 @@
 #
 #   build-baremetal.sh x86|aarch64 [OUTDIR]
 #
-# Writes OUTDIR/guest.elf (default $QRR_BUILD/guest/baremetal/<arch>).
+# Writes OUTDIR/guest.elf (default $QRR_BUILD/guest/baremetal/<arch>),
+# the test guest (common/guest.c), and OUTDIR/bench.elf, the benchmark
+# guest (common/bench.c, for tooling/bench.py), both linked with the same
+# arch.c and start.S.
 # x86 is built with the host gcc (-m32, freestanding: only gcc's own
 # headers, no libc, no multilib), aarch64 with aarch64-linux-gnu-gcc
 # (Debian's gcc-aarch64-linux-gnu; CROSS_COMPILE overrides the prefix).
@@ -39,11 +42,13 @@ ld=${cross}ld
 command -v "$cc" >/dev/null && command -v "$ld" >/dev/null ||
     qrr_die "$cc/$ld not found (run tooling/setup-host.sh)"
 
-srcs=("$src/common/guest.c" "$src/$arch/arch.c" "$src/$arch/start.S")
-stamp=$( (cat "$0" "$src/common/guest.h" "${srcs[@]}" "$src/$arch/link.ld"
+arch_srcs=("$src/$arch/arch.c" "$src/$arch/start.S")
+guests=(guest bench)        # OUTDIR/NAME.elf: common/NAME.c + arch_srcs
+stamp=$( (cat "$0" "$src/common/guest.h" "$src/common/guest.c" \
+              "$src/common/bench.c" "${arch_srcs[@]}" "$src/$arch/link.ld"
           "$cc" --version; "$ld" --version) | sha256sum)
-if [ -f "$out/guest.elf" ] && [ -f "$out/.stamp" ] &&
-   [ "$(cat "$out/.stamp")" = "$stamp" ]; then
+if [ -f "$out/guest.elf" ] && [ -f "$out/bench.elf" ] &&
+   [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ]; then
     exit 0
 fi
 
@@ -54,14 +59,23 @@ flags=("${cflags[@]}" -std=gnu11 -O2 -g -Wall -Wextra -Werror
        -ffreestanding -nostdlib -fno-pic -fno-pie -fno-stack-protector
        -fno-asynchronous-unwind-tables -fno-builtin
        -I "$src/common")
-objs=()
-for f in "${srcs[@]}"; do
-    o=$tmp/$(basename "${f%.*}").o
-    "$cc" "${flags[@]}" -c "$f" -o "$o"
-    objs+=("$o")
+compile() {
+    local o=$tmp/$(basename "${1%.*}").o
+    "$cc" "${flags[@]}" -c "$1" -o "$o"
+    echo "$o"
+}
+arch_objs=()
+for f in "${arch_srcs[@]}"; do
+    o=$(compile "$f")
+    arch_objs+=("$o")
 done
-"$ld" "${ldflags[@]}" -n --no-warn-rwx-segments -T "$src/$arch/link.ld" \
-    "${objs[@]}" -o "$tmp/guest.elf"
-mv "$tmp/guest.elf" "$out/guest.elf"
+for g in "${guests[@]}"; do
+    o=$(compile "$src/common/$g.c")
+    "$ld" "${ldflags[@]}" -n --no-warn-rwx-segments -T "$src/$arch/link.ld" \
+        "$o" "${arch_objs[@]}" -o "$tmp/$g.elf"
+done
+for g in "${guests[@]}"; do
+    mv "$tmp/$g.elf" "$out/$g.elf"
+done
 echo "$stamp" > "$out/.stamp"
-qrr_log "bare-metal $arch guest ready: $out/guest.elf"
+qrr_log "bare-metal $arch guests ready: $out/guest.elf, $out/bench.elf"
