@@ -192,3 +192,8 @@ void replay_gdb_attached(void)
 {
     replay_state.gdb_attached = true;
 }
+
+void replay_gdb_detached(void)
+{
+    replay_state.gdb_attached = false;
+}

@@ -286,12 +286,30 @@ ReplayEvent *replay_head_peek(void)
     return replay_mode == REPLAY_MODE_PLAY && !finished ? replay_head() : NULL;
 }
 
+/*
+ * The vCPU is running a slice: what it asks for now, its instructions'
+ * I/O asks for.  The instruction that reaches the break position runs
+ * whole, so the values its I/O reads or writes there (and a shutdown it
+ * requests) are consumed before the replay freezes; interrupts,
+ * exceptions and the main loop's events at the break position wait.
+ */
+static __thread bool vcpu_in_slice;
+
+static bool replay_frozen_for(ReplayEventKind kind)
+{
+    if (vcpu_in_slice &&
+        (replay_event_is_value(kind) || kind == REPLAY_EV_SHUTDOWN)) {
+        return replay_tt_restore_pending();
+    }
+    return replay_break_reached();
+}
+
 ReplayEvent *replay_head_is(ReplayEventKind kind)
 {
     ReplayEvent *h;
 
     if (replay_mode != REPLAY_MODE_PLAY || finished ||
-        replay_break_reached()) {
+        replay_frozen_for(kind)) {
         return NULL;
     }
     h = replay_head();
@@ -538,6 +556,7 @@ int replay_get_instructions(void)
     if (target > now) {
         trace_replay_budget(now, target);
         replay_state.slice_icount = now;
+        vcpu_in_slice = true;
         return MIN(target - now, INT32_MAX);
     }
     if (h->kind == REPLAY_EV_EXCEPTION && h->icount == target) {
@@ -552,6 +571,7 @@ int replay_get_instructions(void)
         if (first_cpu->exception_index < 0) {
             replay_state.slice_icount = now;
         }
+        vcpu_in_slice = true;
         return 1;
     }
     replay_check_stall();
@@ -584,6 +604,7 @@ static bool replay_break_notify(void)
 
 void replay_account_executed_instructions(void)
 {
+    vcpu_in_slice = false;
     if (replay_mode != REPLAY_MODE_PLAY || finished) {
         return;
     }
@@ -732,17 +753,52 @@ bool replay_has_event(void)
            !replay_head_wants_main_loop(h);
 }
 
-void replay_shutdown_request(ShutdownCause cause)
+/*
+ * The recorded shutdown, in a replay that somebody steers: the machine's
+ * last position.  Freeze there and stop, as at the end of the log, instead
+ * of quitting; a seek or break beyond it ends here.
+ */
+static bool replay_stop_at_shutdown(void)
 {
-    if (replay_mode == REPLAY_MODE_RECORD) {
-        replay_record(REPLAY_EV_SHUTDOWN, replay_icount(), cause, 0, NULL, 0);
-    } else {
-        ReplayEvent *h = replay_head_is(REPLAY_EV_SHUTDOWN);
+    int runstate = replay_state.gdb_attached ? RUN_STATE_DEBUG
+                                             : RUN_STATE_PAUSED;
 
+    if (!replay_state.gdb_attached && replay_state.break_icount < 0) {
+        return false;
+    }
+    info_report("record/replay: the recorded machine shuts down at icount "
+                "%" PRIu64 ": replay stopped there", replay_icount());
+    if (replay_state.gdb_attached) {
+        replay_tt_set_stop_reason("end");
+    }
+    replay_set_break(replay_icount(), replay_state.consumed, runstate);
+    if (current_cpu) {
+        /* the request came from an instruction: end the slice after it */
+        cpu_exit(current_cpu);
+    } else {
+        replay_break_notify();
+    }
+    return true;
+}
+
+bool replay_shutdown_request(ShutdownCause cause)
+{
+    ReplayEvent *h;
+
+    switch (replay_mode) {
+    case REPLAY_MODE_RECORD:
+        replay_record(REPLAY_EV_SHUTDOWN, replay_icount(), cause, 0, NULL, 0);
+        return true;
+    case REPLAY_MODE_PLAY:
+        h = replay_head_is(REPLAY_EV_SHUTDOWN);
         /* a request of this run's own (gdb's kill, quit) is not the log's */
-        if (h && h->arg[0] == cause) {
-            replay_consume();
+        if (!h || h->arg[0] != cause) {
+            return true;
         }
+        replay_consume();
+        return !replay_stop_at_shutdown();
+    default:
+        return true;
     }
 }
 
@@ -797,14 +853,13 @@ void replay_async_events(void)
     in_ordered_step = false;
     h = replay_head_is(REPLAY_EV_SHUTDOWN);
     if (h) {
-        ShutdownCause cause = h->arg[0];
-
-        replay_consume();
-        qemu_system_shutdown_request(cause);
+        /* consumed by replay_shutdown_request(), like the guest's own */
+        qemu_system_shutdown_request(h->arg[0]);
         return;
     }
+    /* a machine stopped at the end (a seek there) ends when it goes on */
     h = replay_head_is(REPLAY_EV_END);
-    if (h) {
+    if (h && runstate_is_running()) {
         replay_reached_end(h);
     }
 }

@@ -55,13 +55,18 @@ void replay_gdb_attached(void)
 {
 }
 
+void replay_gdb_detached(void)
+{
+}
+
 bool replay_running_debug(void)
 {
     return false;
 }
 
-void replay_shutdown_request(ShutdownCause cause)
+bool replay_shutdown_request(ShutdownCause cause)
 {
+    return true;
 }
 
 void replay_start(void)

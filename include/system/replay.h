@@ -135,7 +135,14 @@ void replay_checkpoint_end(void);
 
 /* ---- machine events ---- */
 
-void replay_shutdown_request(ShutdownCause cause);
+/*
+ * A shutdown was requested.  Returns false when the replay holds it back:
+ * a replay that somebody steers (gdb attached, a seek or break on its way)
+ * stops at the recorded shutdown instead of quitting, so that its history
+ * stays at hand.  Otherwise (always when not replaying) the shutdown goes
+ * on.
+ */
+bool replay_shutdown_request(ShutdownCause cause);
 
 /*
  * Record: note that @checkpoint was passed; returns true.

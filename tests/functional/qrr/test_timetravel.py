@@ -305,6 +305,51 @@ def test_seek_random_positions(tmp_path, recordings, machine):
         r.quit()
 
 
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_seek_past_the_shutdown(tmp_path, recordings, machine):
+    """The guest powers off a few instructions before the log ends: a seek
+    there stops at the recorded shutdown, the machine's last position,
+    instead of quitting, and the history is still there."""
+    log, recorded = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        end = log_end(r)
+        last = r.qmp.seek(end)
+        assert r.proc.poll() is None, r.stderr()
+        assert 0 < last <= end
+        m = re.search(r'recorded machine shuts down at icount (\d+)',
+                      r.stderr())
+        assert m and int(m.group(1)) == last, r.stderr()
+        assert r.qmp.seek(end // 2) == end // 2
+        # left alone, the replay ends as the recording did
+        r.qmp.ok('cont')
+        assert r.wait() == 0, r.stderr()
+    finally:
+        r.quit()
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_gdb_continue_to_the_end_and_back(tmp_path, recordings, machine):
+    """With gdb attached the replay stops at the recorded shutdown; gdb can
+    go back from there."""
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        end = log_end(r)
+        res = r.gdb(arch, baremetal_elf(machine),
+                    ['continue', 'reverse-stepi', 'stepi'])
+        assert r.proc.poll() is None, r.stderr()
+        at_end, back, again = res
+        assert 0 < at_end['icount'] <= end, res
+        assert back['icount'] < at_end['icount'], res
+        assert (again['pc'], again['icount']) == \
+            (at_end['pc'], at_end['icount']), res
+    finally:
+        r.quit()
+
+
 def test_seek_without_time_travel(tmp_path, recordings):
     """rrbudget=0: forward seeks only, backwards is a clear error."""
     log, _ = recordings('pc')
@@ -331,7 +376,9 @@ def test_budget(tmp_path, recordings, machine):
         end = log_end(r)
         first = None
         positions = []
-        for t in range(end // 12, end - 1, end // 12):
+        # inside the recording: the last few instructions of the log come
+        # after the guest's shutdown (see test_seek_past_the_shutdown)
+        for t in [k * end // 12 for k in range(1, 12)]:
             assert r.qmp.seek(t) == t
             s = r.qmp.ok('query-replay-snapshots')
             assert s['budget'] == budget
