@@ -123,25 +123,54 @@ void hmp_info_replay(Monitor *mon, const QDict *qdict)
     }
 }
 
-/* The time-travel snapshots, as part of "info replay". */
+/* Snapshots listed each side of the current position by "info replay" */
+#define HMP_SNAPSHOTS_AROUND 3
+
+static void hmp_print_snapshot(Monitor *mon, ReplaySnapshotInfo *s)
+{
+    monitor_printf(mon, "  snapshot at icount %" PRId64 " (%" PRId64
+                   " events): %" PRId64 " pages, %" PRId64 " KiB\n",
+                   s->icount, s->events, s->pages, s->size / 1024);
+}
+
+/*
+ * The time-travel snapshots, as part of "info replay": a summary and the
+ * few around the current position (QMP query-replay-snapshots lists them
+ * all).  The output stays short: gdb's "monitor info replay" carries it
+ * in one packet a line, and a long listing fills the gdb connection.
+ */
 static void hmp_info_replay_snapshots(Monitor *mon)
 {
     g_autoptr(ReplaySnapshots) r = qmp_query_replay_snapshots(NULL);
+    g_autoptr(GPtrArray) snaps = g_ptr_array_new();
     ReplaySnapshotInfoList *l;
+    int64_t now = replay_icount();
+    guint i, here = 0, from, to;
 
     if (!r || !r->enabled) {
         monitor_printf(mon, "Time travel is off\n");
         return;
     }
-    monitor_printf(mon, "Time travel: %" PRId64 " KiB of snapshots, budget "
-                   "%" PRId64 " KiB, interval %" PRId64 " instructions, "
-                   "last move %" PRId64 " us\n", r->used / 1024,
-                   r->budget / 1024, r->interval, r->last_move_us);
     for (l = r->snapshots; l; l = l->next) {
-        monitor_printf(mon, "  snapshot at icount %" PRId64 " (%" PRId64
-                       " events): %" PRId64 " pages, %" PRId64 " KiB\n",
-                       l->value->icount, l->value->events, l->value->pages,
-                       l->value->size / 1024);
+        if (l->value->icount <= now) {
+            here = snaps->len;
+        }
+        g_ptr_array_add(snaps, l->value);
+    }
+    monitor_printf(mon, "Time travel: %u snapshots, %" PRId64 " KiB, budget "
+                   "%" PRId64 " KiB, interval %" PRId64 " instructions, "
+                   "last move %" PRId64 " us\n", snaps->len, r->used / 1024,
+                   r->budget / 1024, r->interval, r->last_move_us);
+    from = here > HMP_SNAPSHOTS_AROUND ? here - HMP_SNAPSHOTS_AROUND : 0;
+    to = MIN(snaps->len, here + HMP_SNAPSHOTS_AROUND + 1);
+    if (from > 0) {
+        monitor_printf(mon, "  ... %u earlier\n", from);
+    }
+    for (i = from; i < to; i++) {
+        hmp_print_snapshot(mon, g_ptr_array_index(snaps, i));
+    }
+    if (to < snaps->len) {
+        monitor_printf(mon, "  ... %u later\n", snaps->len - to);
     }
 }
 
