@@ -6,7 +6,7 @@
 # Writes OUTDIR/guest.elf (default $QRR_BUILD/guest/baremetal/<arch>),
 # the test guest (common/guest.c), and OUTDIR/bench.elf, the benchmark
 # guest (common/bench.c, for tooling/bench.py), both linked with the same
-# arch.c and start.S.
+# console output (common/console.c), arch.c and start.S.
 # x86 is built with the host gcc (-m32, freestanding: only gcc's own
 # headers, no libc, no multilib), aarch64 with aarch64-linux-gnu-gcc
 # (Debian's gcc-aarch64-linux-gnu; CROSS_COMPILE overrides the prefix).
@@ -42,7 +42,7 @@ ld=${cross}ld
 command -v "$cc" >/dev/null && command -v "$ld" >/dev/null ||
     qrr_die "$cc/$ld not found (run tooling/setup-host.sh)"
 
-arch_srcs=("$src/$arch/arch.c" "$src/$arch/start.S")
+arch_srcs=("$src/common/console.c" "$src/$arch/arch.c" "$src/$arch/start.S")
 guests=(guest bench)        # OUTDIR/NAME.elf: common/NAME.c + arch_srcs
 stamp=$( (cat "$0" "$src/common/guest.h" "$src/common/guest.c" \
               "$src/common/bench.c" "${arch_srcs[@]}" "$src/$arch/link.ld"

@@ -44,13 +44,16 @@ void arch_rng(void);                /* print hardware random numbers */
 bool arch_rtc(struct rtc_time *t);
 NORETURN void arch_poweroff(void);
 
-/* Provided by common/guest.c. */
+/* Provided by common/guest.c (the test guest) or common/bench.c. */
 extern volatile uint32_t timer_ticks;   /* incremented by the timer IRQ */
 void guest_main(void);
+
+/* Provided by common/console.c. */
 void put_char(char c);
 void put_str(const char *s);
 void guest_printf(const char *fmt, ...) PRINTF_FMT(1, 2);
 NORETURN void guest_panic(const char *fmt, ...) PRINTF_FMT(1, 2);
+uint32_t console_checksum(void);    /* FNV-1a of every byte printed */
 
 /* Between C and each architecture's start.S (struct frame: arch.c). */
 struct frame;
