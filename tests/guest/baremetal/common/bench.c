@@ -49,11 +49,8 @@ volatile uint32_t mark_calls[3];
  * breakpoint one instruction per block (to catch the breakpoint): the
  * busy loop must not share that page, or the replay would crawl.  In
  * assembly, to be sure of the layout: a page-aligned section padded to
- * the end of its page.
+ * the end of its page.  (Declared in guest.h.)
  */
-void mark_10s(uint32_t t);
-void mark_1s(uint32_t t);
-void mark_1ms(uint32_t t);
 
 #if defined(__i386__)
 #define MARK_FN(name, idx)                  \

@@ -55,6 +55,11 @@ void guest_printf(const char *fmt, ...) PRINTF_FMT(1, 2);
 NORETURN void guest_panic(const char *fmt, ...) PRINTF_FMT(1, 2);
 uint32_t console_checksum(void);    /* FNV-1a of every byte printed */
 
+/* Provided by common/bench.c (in assembly): the benchmark's breakpoints. */
+void mark_10s(uint32_t t);
+void mark_1s(uint32_t t);
+void mark_1ms(uint32_t t);
+
 /* Between C and each architecture's start.S (struct frame: arch.c). */
 struct frame;
 extern uint32_t mb_magic;               /* x86: EAX from the loader */
