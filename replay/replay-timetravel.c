@@ -90,6 +90,7 @@
 #include "system/replay.h"
 #include "system/runstate.h"
 #include "system/system.h"
+#include "hw/boards.h"
 #include "hw/core/cpu.h"
 #include "replay-internal.h"
 #include "trace.h"
@@ -214,7 +215,6 @@ void replay_tt_arm(void)
 
 static int tt_add_block(RAMBlock *rb, void *opaque)
 {
-    uint64_t *total = opaque;
     TTBlock b = { .rb = rb };
 
     if (!qemu_ram_is_migratable(rb)) {
@@ -224,7 +224,6 @@ static int tt_add_block(RAMBlock *rb, void *opaque)
     b.npages = qemu_ram_get_used_length(rb) / tt.page_size;
     b.since_tip = bitmap_new(b.npages);
     trace_replay_tt_block(qemu_ram_get_idstr(rb), b.npages);
-    *total += qemu_ram_get_used_length(rb);
     g_array_append_val(tt.blocks, b);
     return 0;
 }
@@ -465,11 +464,10 @@ static void tt_take(CPUState *cpu)
     s->taken_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
 
     if (first) {
-        uint64_t ram = 0;
-
-        qemu_ram_foreach_block(tt_add_block, &ram);
+        qemu_ram_foreach_block(tt_add_block, NULL);
         if (!tt.budget_set) {
-            tt.budget = MAX(2 * ram, 64 * MiB);
+            /* the guest's RAM (-m), not flash and ROMs */
+            tt.budget = MAX(2 * current_machine->ram_size, 64 * MiB);
         }
         if (!memory_global_dirty_log_start(TT_DIRTY_REASON, &err)) {
             bql_unlock();

@@ -279,6 +279,9 @@ def test_seek_random_positions(tmp_path, recordings, machine):
         snaps = r.qmp.ok('query-replay-snapshots')
         assert snaps['enabled'] and len(snaps['snapshots']) >= 2, snaps
         assert snaps['restores'] > 0, snaps
+        # the default budget is twice the guest's RAM (-m 64M), not
+        # counting flash (virt's two 64 MiB pflash) or ROMs
+        assert snaps['budget'] == 2 * 64 * 1024 * 1024, snaps
         # errors: outside the recording, negative
         for bad in (end + 1, -5):
             e = r.qmp.cmd('replay-seek', icount=bad)
