@@ -3,7 +3,8 @@
 #   make            set up the host, build, record+replay the default guest
 #   make check      build and run the test suite (what .ci/run runs)
 #   make build      only build QEMU with qrr (qemu-system-x86_64/aarch64, qemu-img)
-#   make bench      build upstream's replay too and print the comparison table
+#   make bench      build upstream's replay too and print the comparison tables
+#                   (RUNS=5; ONLY=boot or ONLY=timetravel for one section)
 #   make matrix     the full device matrix, N=10 runs per cell
 
 SHELL := /bin/bash

@@ -1,21 +1,46 @@
 #!/usr/bin/python3
-# qrr benchmark: the default guest run with qrr's build and with upstream
-# QEMU's replay (the same Debian base, built with its own replay kept), N
-# runs of each configuration, interleaved, and one markdown table of the
-# medians and ratios.
+# qrr benchmark: qrr's build side by side with upstream QEMU's replay (the
+# same Debian base, built with its own replay kept), one markdown table
+# per architecture and section.
 #
-#   bench.py [--runs N] [--arch x86_64,aarch64] [--out FILE]
+#   bench.py [--runs N] [--arch x86_64,aarch64] [--only boot|timetravel]
+#            [--tt-timeout SECONDS] [--out FILE]
 #
-# Configurations: plain TCG, icount-only (shift=auto), record, replay; the
-# log's size.  A replay whose serial output differs from its recording's is
-# reported in the table (and makes the exit status 1): a fast wrong replay
-# is no result.
+# Sections (both by default; --only picks one, and --out then rewrites
+# only that section of FILE and keeps the other):
+#
+# boot        The default Linux guest, N runs of each configuration,
+#             interleaved: plain TCG, icount-only (shift=auto), record,
+#             replay; the log's size.  A replay whose serial output differs
+#             from its recording's is reported in the table (and makes the
+#             exit status 1): a fast wrong replay is no result.
+#
+# timetravel  Reverse debugging on a recording of the bare-metal bench
+#             guest (tests/guest/baremetal/common/bench.c: 65 s of guest
+#             time computing under a 1 kHz timer, calling mark_1ms() every
+#             tick, mark_1s() every second, mark_10s() every 10 s):
+#             replay-seek (QMP) back to 90, 50 and 10 % of the recording,
+#             gdb's reverse-stepi at each mark_10s hit, and reverse-continue
+#             from the 5th mark_10s hit (50 s) to the previous hit of
+#             mark_1ms, mark_1s and mark_10s (1 ms, 1 s and 10 s back).
+#             Upstream records with rrsnapshot=init and a qcow2 image for
+#             its snapshot and replays with the same; qrr needs neither.
+#             Every landing is checked (the guest's tick counter, the
+#             function, the instruction count); a wrong one is reported
+#             and makes the exit status 1 for qrr.  A command that takes
+#             longer than --tt-timeout is reported as a timeout and the
+#             bench goes on with a fresh replay.
 #
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import argparse
+import json
 import os
+import re
+import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -117,30 +142,693 @@ def table(arch, runs, times, sizes, mismatch):
     return '\n'.join(rows) + '\n'
 
 
+# ---- timetravel: reverse debugging latencies ----
+
+TT_MEM = '64M'
+TT_RAM = 64 << 20
+TT_TICKS = 65000            # bench.c's BENCH_TICKS: 65 s of guest time
+TT_AT = 50000               # where reverse-continue starts: mark_10s #5
+TT_SEEKS = (90, 50, 10)     # replay-seek targets, % of the recording
+# reverse-continue from mark_10s at TT_AT: the mark, the distance, the
+# tick of the previous hit (bench.c calls mark_10s, mark_1s, mark_1ms in
+# this order in a tick)
+TT_RC = (('mark_1ms', '1 ms', TT_AT - 1), ('mark_1s', '1 s', TT_AT - 1000),
+         ('mark_10s', '10 s', TT_AT - 10000))
+GDB = os.environ.get('QRR_GDB', 'gdb-multiarch')
+
+# Runs inside gdb (-x): carries out the phases of QRR_BENCH_PLAN and
+# writes one JSON line per command to QRR_BENCH_OUT, a {"start": ...}
+# line before it (for the watchdog in tt_gdb()) and its result after.
+# The time is the wall clock around gdb.execute(): gdb's round trip.
+TT_DRIVER = r"""
+import gdb, json, os, re, time
+
+plan = json.loads(os.environ['QRR_BENCH_PLAN'])
+out = open(os.environ['QRR_BENCH_OUT'], 'a')
+
+def emit(**kw):
+    out.write(json.dumps(kw) + '\n')
+    out.flush()
+
+def where():
+    r = {}
+    try:
+        s = gdb.execute('monitor info replay', to_string=True)
+        m = re.search(r'instruction count = (\d+)', s)
+        r['icount'] = int(m.group(1)) if m else None
+        r['tick'] = int(gdb.parse_and_eval('bench_tick'))
+        r['pc'] = int(gdb.parse_and_eval('$pc')) & 0xffffffffffffffff
+        f = gdb.selected_frame()
+        r['func'] = f.name() if f else None
+    except gdb.error as e:
+        r['where_error'] = str(e)
+    return r
+
+def run(label, cmd, **extra):
+    emit(start=label, cmd=cmd, **extra)
+    t0 = time.monotonic()
+    err = None
+    try:
+        text = gdb.execute(cmd, to_string=True)
+    except gdb.error as e:
+        text, err = '', str(e)
+    secs = time.monotonic() - t0
+    r = dict(label=label, cmd=cmd, secs=secs, text=text[-400:], error=err,
+             **extra)
+    r.update(where())
+    emit(**r)
+    return r
+
+def only_break(func):
+    gdb.execute('delete')
+    gdb.execute('break ' + func, to_string=True)
+
+def forward(target, rstepi):
+    '''Continue to mark_10s at tick @target; reverse-stepi (and stepi
+    back) at each hit on the way if @rstepi.'''
+    only_break('mark_10s')
+    here = where()
+    while not (here.get('func') == 'mark_10s' and
+               here.get('tick', 0) >= target):
+        r = run('continue', 'continue', tick_before=here.get('tick'))
+        if r['error'] or r.get('func') != 'mark_10s':
+            raise RuntimeError('continue did not stop at mark_10s: %r' % r)
+        here = r
+        if rstepi:
+            b = run('reverse-stepi', 'reverse-stepi',
+                    icount_before=here['icount'], tick_before=here['tick'])
+            b['ok'] = (not b['error'] and b.get('icount') is not None and
+                       0 <= here['icount'] - b['icount'] <= 1 and
+                       b['pc'] != here['pc'])
+            emit(check='reverse-stepi', ok=b['ok'], tick=here['tick'])
+            run('stepi', 'stepi')
+            here = where()
+
+gdb.execute('set pagination off')
+gdb.execute('set confirm off')
+for ph in plan:
+    try:
+        if ph[0] == 'forward':
+            forward(TT_AT, True)
+        elif ph[0] == 'rc':
+            func, dist, want = ph[1], ph[2], ph[3]
+            forward(TT_AT, False)
+            only_break(func)
+            r = run('reverse-continue ' + dist, 'reverse-continue',
+                    tick_before=TT_AT)
+            ok = (not r['error'] and r.get('func') == func and
+                  r.get('tick') == want)
+            emit(check='reverse-continue ' + dist, ok=ok, tick=r.get('tick'),
+                 func=r.get('func'), want=want)
+    except Exception as e:
+        emit(phase_error=ph, error=str(e))
+    emit(phase_done=ph)
+emit(done=True)
+out.close()
+# the bench queries QEMU, then ends QEMU and this gdb
+time.sleep(3600)
+""".replace('TT_AT', str(TT_AT))
+
+
+class QMP:
+    """A minimal QMP client over a UNIX socket."""
+
+    def __init__(self, path, timeout):
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(str(path))
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.sock.settimeout(timeout)
+        self.file = self.sock.makefile('rwb')
+        self.events = []
+        json.loads(self.file.readline())
+        self.ok('qmp_capabilities')
+
+    def _read(self):
+        line = self.file.readline()
+        if not line:
+            raise EOFError('QEMU closed the QMP connection')
+        return json.loads(line)
+
+    def cmd(self, name, **args):
+        msg = {'execute': name}
+        if args:
+            msg['arguments'] = args
+        self.file.write(json.dumps(msg).encode() + b'\n')
+        self.file.flush()
+        while True:
+            r = self._read()
+            if 'event' in r:
+                self.events.append(r)
+            else:
+                return r
+
+    def ok(self, name, **args):
+        r = self.cmd(name, **args)
+        if 'return' not in r:
+            raise RuntimeError(f'QMP {name} {args}: {r}')
+        return r['return']
+
+    def wait_event(self, name):
+        while True:
+            for i, e in enumerate(self.events):
+                if e['event'] == name:
+                    return self.events.pop(i)
+            r = self._read()
+            if 'event' in r:
+                self.events.append(r)
+
+    def close(self):
+        self.sock.close()
+
+
+def tt_elf(arch):
+    return BUILD / 'guest' / 'baremetal' / \
+        {'x86_64': 'x86'}.get(arch, arch) / 'bench.elf'
+
+
+def tt_args(arch, serial):
+    return GUEST[arch][0] + [
+        '-m', TT_MEM, '-nodefaults', '-display', 'none', '-no-reboot',
+        '-no-shutdown', '-serial', f'file:{serial}', '-monitor', 'none',
+        '-kernel', str(tt_elf(arch))]
+
+
+class TTQemu:
+    """One QEMU of the timetravel bench, with QMP and a gdb server."""
+
+    def __init__(self, flavour, arch, mode, d, tag, timeout):
+        self.d = d
+        self.tag = tag
+        self.qmp_path = d / f'{tag}.qmp'
+        self.gdb_path = d / f'{tag}.gdb'
+        for p in (self.qmp_path, self.gdb_path):
+            if p.exists():
+                p.unlink()
+        icount = f'shift=auto,rr={mode},rrfile={d / "bench.rr"}'
+        extra = []
+        if flavour == 'upstream':
+            icount += ',rrsnapshot=init'
+            extra = ['-drive', f'file={d / "snap.qcow2"},if=none,id=rrdisk']
+        cmd = [str(qemu(flavour, arch))] + \
+            tt_args(arch, d / f'{tag}.serial') + extra + [
+                '-icount', icount,
+                '-qmp', f'unix:{self.qmp_path},server=on,wait=off']
+        if mode == 'replay':
+            cmd += ['-gdb', f'unix:{self.gdb_path},server=on,wait=off', '-S']
+        self.errpath = d / f'{tag}.err'
+        self.err = open(self.errpath, 'wb')
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=self.err)
+        self.qmp = QMP(self.qmp_path, timeout)
+
+    def stderr(self):
+        self.err.flush()
+        return self.errpath.read_text(errors='replace')[-2000:]
+
+    def peak_rss(self):
+        try:
+            status = Path(f'/proc/{self.proc.pid}/status').read_text()
+            return int(re.search(r'VmHWM:\s+(\d+) kB', status).group(1)) * 1024
+        except (OSError, AttributeError):
+            return None
+
+    def cpu_seconds(self):
+        try:
+            f = Path(f'/proc/{self.proc.pid}/stat').read_text()
+            utime, stime = f.rsplit(')', 1)[1].split()[11:13]
+            return (int(utime) + int(stime)) / os.sysconf('SC_CLK_TCK')
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def describe(self):
+        """What QEMU is doing, for a timeout's report."""
+        try:
+            self.qmp.sock.settimeout(10)
+            st = self.qmp.ok('query-status')['status']
+            ic = self.qmp.ok('query-replay')['icount']
+            return f'status {st}, icount {ic}'
+        except (OSError, EOFError, RuntimeError, ValueError) as e:
+            return f'QMP does not answer ({e})'
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                self.qmp.sock.settimeout(30)
+                self.qmp.cmd('quit')
+                self.proc.wait(30)
+            except (OSError, EOFError, ValueError,
+                    subprocess.TimeoutExpired):
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.qmp.close()
+        self.err.close()
+
+
+def tt_record(flavour, arch, d, timeout):
+    """Record the bench guest; (seconds, last icount)."""
+    if flavour == 'upstream':
+        img = BUILD / flavour / 'qemu' / 'qemu-img'
+        subprocess.run([str(img), 'create', '-q', '-f', 'qcow2',
+                        str(d / 'snap.qcow2'), '64M'], check=True)
+    q = TTQemu(flavour, arch, 'record', d, 'record', timeout)
+    try:
+        q.qmp.wait_event('SHUTDOWN')
+        secs = time.monotonic() - q.t0
+        end = q.qmp.ok('query-replay')['icount']
+    except (OSError, EOFError, RuntimeError) as e:
+        sys.exit(f'bench: {flavour} {arch}: recording failed ({e}):\n'
+                 f'{q.stderr()}')
+    finally:
+        q.stop()
+    return secs, end
+
+
+def tt_seeks(q, end, res):
+    """replay-seek forward to 99 %, then back to each of TT_SEEKS."""
+    for pct in (99,) + TT_SEEKS:
+        target = end * pct // 100
+        label = 'seek forward to 99 %' if pct == 99 else f'seek {pct} %'
+        q.qmp.events.clear()
+        t0 = time.monotonic()
+        try:
+            q.qmp.ok('replay-seek', icount=target)
+            q.qmp.wait_event('STOP')
+            secs = time.monotonic() - t0
+            got = q.qmp.ok('query-replay')['icount']
+        except socket.timeout:
+            res[label] = 'timeout'
+            return False
+        except (OSError, EOFError, RuntimeError) as e:
+            res[label] = f'error: {e}'
+            return False
+        res[label] = secs
+        res.setdefault('checks', []).append((label, got == target))
+    return True
+
+
+def tt_gdb(q, arch, plan, d, timeout, res, at_done):
+    """Run the gdb driver with @plan against @q, calling @at_done() when
+    it is through; returns the phases left to do (after a timeout: those
+    after the one that timed out)."""
+    out = d / f'{q.tag}.gdb.jsonl'
+    script = d / 'driver.py'
+    script.write_text(TT_DRIVER)
+    if out.exists():
+        out.unlink()
+    cmd = [GDB, '-nx', '-batch', '-ex', f'file {tt_elf(arch)}']
+    if arch == 'x86_64':
+        # the guest is a 32-bit ELF; the stub describes x86-64
+        cmd += ['-ex', 'set architecture i386:x86-64']
+    cmd += ['-ex', f'target remote {q.gdb_path}', '-x', str(script)]
+    env = dict(os.environ, QRR_BENCH_PLAN=json.dumps(plan),
+               QRR_BENCH_OUT=str(out))
+    log = open(d / f'{q.tag}.gdb.log', 'ab')
+    g = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                         stderr=subprocess.STDOUT)
+    recs, pending, since = [], None, time.monotonic()
+    cpu0, at = q.cpu_seconds(), None
+    timed_out = finished = False
+    nread = 0
+    while True:
+        rc = g.poll()
+        new = out.read_text().splitlines(keepends=True) \
+            if out.exists() else []
+        # only complete lines
+        while nread < len(new) and new[nread].endswith('\n'):
+            rec = json.loads(new[nread])
+            nread += 1
+            recs.append(rec)
+            since = time.monotonic()
+            if 'start' in rec:
+                pending = rec['start']
+                at = rec.get('tick_before')
+                cpu0 = q.cpu_seconds()
+            elif 'label' in rec:
+                pending = None
+            elif 'done' in rec:
+                finished = True
+        if finished or rc is not None:
+            break
+        if time.monotonic() - since > timeout:
+            timed_out = True
+            cpu1 = q.cpu_seconds()
+            busy = (f'{cpu1 - cpu0:.0f} s of CPU' if None not in (cpu0, cpu1)
+                    else 'CPU time unknown')
+            res.setdefault('errors', []).append(
+                f'{pending}' + (f' from tick {at}' if at else '') +
+                f': no answer in {timeout:.0f} s; QEMU used {busy} '
+                f'meanwhile, now {q.describe()}')
+            break
+        time.sleep(0.2)
+    if finished:
+        at_done()
+    if g.poll() is None:
+        g.kill()
+    g.wait()
+    log.close()
+    done = [r['phase_done'] for r in recs if 'phase_done' in r]
+    for r in recs:
+        label = r.get('label', '')
+        if label == 'reverse-stepi':
+            res.setdefault(label, []).append(
+                f'error: {r["error"]}' if r['error'] else r['secs'])
+        elif label.startswith('reverse-continue'):
+            res[label] = f'error: {r["error"]}' if r['error'] else r['secs']
+        elif label == 'continue' and r.get('tick_before') and \
+                r.get('tick') and r['tick'] - r['tick_before'] == 10000:
+            res.setdefault('forward 10 s', []).append(r['secs'])
+        elif 'check' in r:
+            res.setdefault('checks', []).append((r['check'], r['ok']))
+        elif 'phase_error' in r:
+            res.setdefault('errors', []).append(
+                f'{r["phase_error"]}: {r["error"]}')
+    left = [p for p in plan if p not in done]
+    if timed_out:
+        if pending == 'reverse-stepi':
+            res.setdefault(pending, []).append('timeout')
+        elif pending and pending.startswith('reverse-continue'):
+            res[pending] = 'timeout'
+        # the phase that timed out is given up (for reverse-stepi: all of
+        # them, each would take as long); the others get a fresh replay
+        return left[1:]
+    if not finished:
+        res.setdefault('errors', []).append(
+            'gdb ended early: ' +
+            (d / f'{q.tag}.gdb.log').read_text(errors='replace')[-500:])
+    return []
+
+
+def tt_measure_one(flavour, arch, d, timeout):
+    """One recording and its replays; a dict of results."""
+    res = {}
+    res['record'], end = tt_record(flavour, arch, d, timeout)
+    res['end'] = end
+    res['log'] = (d / 'bench.rr').stat().st_size
+    if flavour == 'upstream':
+        res['qcow2'] = (d / 'snap.qcow2').stat().st_blocks * 512
+    plan = [['forward']] + [['rc', f, dist, want] for f, dist, want in TT_RC]
+    n = 0
+    q = TTQemu(flavour, arch, 'replay', d, f'replay{n}', timeout)
+
+    def at_done():
+        if flavour == 'qrr':
+            try:
+                s = q.qmp.ok('query-replay-snapshots')
+                res['snapshots'] = (s['used'], len(s['snapshots']),
+                                    s['budget'])
+            except (OSError, EOFError, RuntimeError) as e:
+                res.setdefault('errors', []).append(
+                    f'query-replay-snapshots: {e}')
+        res['rss'] = max(res.get('rss') or 0, q.peak_rss() or 0)
+
+    try:
+        if not tt_seeks(q, end, res):
+            res['rss'] = max(res.get('rss') or 0, q.peak_rss() or 0)
+            q.stop()
+            n += 1
+            q = TTQemu(flavour, arch, 'replay', d, f'replay{n}', timeout)
+        while plan:
+            plan = tt_gdb(q, arch, plan, d, timeout, res, at_done)
+            res['rss'] = max(res.get('rss') or 0, q.peak_rss() or 0)
+            if plan:
+                q.stop()
+                n += 1
+                q = TTQemu(flavour, arch, 'replay', d, f'replay{n}', timeout)
+    finally:
+        res['stderr'] = q.stderr()
+        q.stop()
+    return res
+
+
+def tt_measure(arch, runs, tmp, timeout):
+    """{flavour: [result dict per run]}"""
+    results = {f: [] for f in FLAVOURS}
+    for i in range(runs):
+        for flavour in FLAVOURS:
+            d = tmp / f'tt-{flavour}-{arch}-{i}'
+            d.mkdir()
+            t0 = time.monotonic()
+            r = tt_measure_one(flavour, arch, d, timeout)
+            results[flavour].append(r)
+            print(f'  {arch} run {i + 1}/{runs} timetravel {flavour:8} '
+                  f'{time.monotonic() - t0:7.1f} s: ' + ', '.join(
+                      f'{k} {tt_fmt(v)}' for k, v in r.items()
+                      if k in TT_ROWS_KEYS), file=sys.stderr)
+            for e in r.get('errors', []):
+                print(f'    error: {e}', file=sys.stderr)
+            if r.get('errors'):
+                print('    QEMU said: ' + r['stderr'][-1000:],
+                      file=sys.stderr)
+            if r.get('errors') or 'timeout' in repr(r):
+                print(f'    kept {d} (logs of each QEMU and gdb)',
+                      file=sys.stderr)
+            else:
+                shutil.rmtree(d)
+    return results
+
+
+TT_ROWS = [('record', 'record (s)', 1)] + \
+    [('forward 10 s', 'replay forward, 10 s of guest time (s)', 1),
+     ('reverse-stepi', 'reverse-stepi, median (ms)', 1000)] + \
+    [(f'reverse-continue {dist}', f'reverse-continue, previous hit '
+      f'{dist} back (s)', 1) for _, dist, _ in TT_RC] + \
+    [('seek forward to 99 %', 'replay-seek from the start to 99 % (s)', 1)] + \
+    [(f'seek {p} %', f'replay-seek back to {p} % (s)', 1)
+     for p in TT_SEEKS]
+TT_ROWS_KEYS = {k for k, _, _ in TT_ROWS}
+
+
+def tt_fmt(v, scale=1):
+    """A number with 3 significant digits (at least), or the text."""
+    if v is None:
+        return '–'
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list):
+        return '[' + ' '.join(tt_fmt(x, scale) for x in v) + ']'
+    v *= scale
+    for limit, digits in ((1, 3), (10, 2), (100, 1)):
+        if v < limit:
+            return f'{v:.{digits}f}'
+    return f'{v:,.0f}'
+
+
+def tt_value(vals, timeout):
+    """The median of the measured values; a timeout or an error if any
+    run had one (the first such)."""
+    flat = []
+    for v in vals:
+        flat += v if isinstance(v, list) else [v]
+    bad = [v for v in flat if isinstance(v, str)]
+    nums = [v for v in flat if isinstance(v, (int, float))]
+    if bad:
+        b = bad[0]
+        if b == 'timeout':
+            return f'timeout (> {timeout:.0f} s)' + \
+                (f', {len(nums)} measured: median '
+                 f'{statistics.median(nums):.3g} s' if nums else '')
+        return b if len(b) < 60 else b[:57] + '...'
+    return statistics.median(nums) if nums else None
+
+
+def fmt_ratio_tt(a, b):
+    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) \
+            or not b:
+        return '–'
+    r = a / b
+    return f'1/{1 / r:,.0f}' if r < 0.1 else f'{r:.2f}×'
+
+
+def tt_table(arch, runs, results, timeout):
+    med = {f: {} for f in FLAVOURS}
+    for f in FLAVOURS:
+        for key, _, _ in TT_ROWS:
+            med[f][key] = tt_value([r.get(key) for r in results[f]
+                                    if key in r], timeout)
+    targets = {'reverse-stepi': '≤ 50 ms'}
+    targets.update({f'seek {p} %': '≤ 0.5 s' for p in TT_SEEKS})
+    rows = [f'### {arch} ({" ".join(GUEST[arch][0])}, bare-metal bench '
+            f'guest, {TT_MEM} RAM, median of {runs})', '',
+            '| | qrr | upstream | qrr / upstream | target |',
+            '|---|---|---|---|---|']
+
+    def gi(f):
+        return statistics.median(r['end'] for r in results[f]) / 1e9
+    rows.append(f'| recording: guest instructions | {gi("qrr"):.1f} G | '
+                f'{gi("upstream"):.1f} G | | |')
+    for key, name, scale in TT_ROWS:
+        a, b = med['qrr'][key], med['upstream'][key]
+        rows.append(f'| {name} | {tt_fmt(a, scale)} | {tt_fmt(b, scale)} | '
+                    f'{fmt_ratio_tt(a, b)} | {targets.get(key, "")} |')
+    snaps = [r['snapshots'] for r in results['qrr'] if 'snapshots' in r]
+    if snaps:
+        used = statistics.median(s[0] for s in snaps)
+        count = statistics.median(s[1] for s in snaps)
+        budget = statistics.median(s[2] for s in snaps)
+        cell = (f'{used / 2**20:.1f} MiB in {count:.0f} snapshots '
+                f'({used / TT_RAM:.2f}× RAM; rrbudget {budget / 2**20:.0f} '
+                f'MiB)')
+    else:
+        cell = '–'
+    qcow = [r['qcow2'] for r in results['upstream'] if 'qcow2' in r]
+    ucell = (f'1 snapshot, {statistics.median(qcow) / 2**20:.1f} MiB qcow2 '
+             f'image on disk' if qcow else '–')
+    rows.append(f'| snapshots held | {cell} | {ucell} | | ≤ 2× RAM |')
+    rss = {f: [r['rss'] for r in results[f] if r.get('rss')]
+           for f in FLAVOURS}
+    rows.append('| replay peak RSS (MiB) | ' + ' | '.join(
+        f'{statistics.median(rss[f]) / 2**20:,.0f}' if rss[f] else '–'
+        for f in FLAVOURS) + ' | | |')
+
+    def checks(f):
+        c = [ok for r in results[f] for _, ok in r.get('checks', [])]
+        return f'{sum(c)}/{len(c)}'
+    rows.append(f'| landings checked correct | {checks("qrr")} | '
+                f'{checks("upstream")} | | |')
+    return '\n'.join(rows) + '\n'
+
+
+def tt_bad(results):
+    """qrr landed somewhere wrong, failed or timed out."""
+    for r in results['qrr']:
+        vals = []
+        for key in TT_ROWS_KEYS:
+            v = r.get(key)
+            vals += v if isinstance(v, list) else [v]
+        if r.get('errors') or any(isinstance(v, str) for v in vals) or \
+                not all(ok for _, ok in r.get('checks', [])):
+            return True
+    return False
+
+
+TT_LEGEND = f'''\
+Reverse debugging on a recording of the bare-metal bench guest
+(`tests/guest/baremetal/common/bench.c`: {TT_TICKS // 1000} s of guest time
+computing under a 1 kHz timer, writing into a 1 MiB working set; calls
+`mark_1ms()` every tick, `mark_1s()` every second, `mark_10s()` every
+10 s).  Upstream records and replays with `rrsnapshot=init` and a qcow2
+image for its snapshot; qrr with neither.  Each replay starts paused
+(`-S`).  Times are wall clock: QMP `replay-seek` until the `STOP` event;
+a gdb command around `gdb.execute()` in gdb's Python (its round trip).
+
+* *replay forward*: `continue` from one `mark_10s` hit to the next.
+* *reverse-stepi*: at each `mark_10s` hit on the way to the 5th (10 to
+  50 s), median of all.
+* *reverse-continue*: stopped at the 5th `mark_10s` hit (50 s), with the
+  only breakpoint on `mark_1ms`, `mark_1s` or `mark_10s`: the previous
+  hit is 1 ms, 1 s or 10 s of guest time back.
+* *replay-seek back*: after a seek forward to 99 % of the recording, to
+  90 %, 50 % and 10 % of its instructions, in this order.
+* *snapshots held*: QMP `query-replay-snapshots` at the end (qrr keeps
+  them in memory, within `rrbudget`, by default 2× RAM); upstream keeps
+  its one snapshot in the qcow2 image.
+* *landings checked correct*: each seek's instruction count, each
+  reverse-stepi one instruction back, each reverse-continue at the right
+  function and tick.
+* *timeout*: no answer within `--tt-timeout`; the bench goes on with a
+  fresh replay (and prints on stderr what QEMU was doing meanwhile).
+  Medians are over the runs (reverse-stepi: over every position of every
+  run).
+'''
+
+
+SECTIONS = {
+    'boot': '## Record and replay: Linux boot',
+    'timetravel': '## Reverse debugging',
+}
+
+
+def merge(old, header, sections):
+    """@old (an earlier --out file) with @sections ({name: text}) in
+    place of its own; an old file without section headings is taken as
+    the boot section."""
+    have = {}
+    if old:
+        parts = re.split(r'^(## .*)$', old, flags=re.M)
+        if len(parts) == 1:
+            have['boot'] = SECTIONS['boot'] + '\n\n' + old.strip() + '\n'
+        for i in range(1, len(parts), 2):
+            for name, head in SECTIONS.items():
+                if parts[i] == head:
+                    have[name] = parts[i] + parts[i + 1].rstrip() + '\n'
+    have.update(sections)
+    return '\n'.join([header] + [have[n] for n in SECTIONS if n in have])
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.
+                                 RawDescriptionHelpFormatter)
     ap.add_argument('--runs', type=int, default=5)
     ap.add_argument('--arch', default='x86_64,aarch64')
+    ap.add_argument('--only', choices=sorted(SECTIONS),
+                    help='run one section (default: all)')
+    ap.add_argument('--tt-timeout', type=float, default=900,
+                    help='seconds a reverse-debugging command may take '
+                    '(default 900)')
     ap.add_argument('--out', type=Path)
     a = ap.parse_args()
+    # killed: still end the QEMUs and gdbs (the finally clauses)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sections = [a.only] if a.only else list(SECTIONS)
+    arches = a.arch.split(',')
     for f in FLAVOURS:
-        for arch in a.arch.split(','):
+        for arch in arches:
             if not qemu(f, arch).exists():
                 sys.exit(f'bench: {qemu(f, arch)} is missing: run make bench')
+            if 'timetravel' in sections and not tt_elf(arch).exists():
+                sys.exit(f'bench: {tt_elf(arch)} is missing: run make guests')
+    if 'timetravel' in sections and not shutil.which(GDB):
+        sys.exit(f'bench: {GDB} is missing (apt-get install gdb-multiarch)')
     host = subprocess.run(['uname', '-srm'], capture_output=True,
                           text=True).stdout.strip()
-    text = [f'qrr benchmark, {time.strftime("%Y-%m-%d")}, {host}, '
-            f'{os.cpu_count()} CPUs; runs interleaved.', '']
+    stamp = (f'{time.strftime("%Y-%m-%d")}, {host}, {os.cpu_count()} CPUs')
+    header = ('# qrr benchmark\n\n'
+              'Written by `make bench` (`tooling/bench.sh`, '
+              '`tooling/bench.py`); `--only boot` or `--only timetravel` '
+              'rewrites one section.\n')
+    out = {}
     bad = False
     with tempfile.TemporaryDirectory(prefix='qrr-bench-') as tmp:
-        for arch in a.arch.split(','):
-            times, sizes, mismatch = measure(arch, a.runs, Path(tmp))
-            text.append(table(arch, a.runs, times, sizes, mismatch))
-            bad |= mismatch['qrr'] > 0
-    out = '\n'.join(text)
-    print(out)
+        if 'boot' in sections:
+            text = [SECTIONS['boot'], '',
+                    f'qrr benchmark, {stamp}; runs interleaved.', '']
+            for arch in arches:
+                times, sizes, mismatch = measure(arch, a.runs, Path(tmp))
+                text.append(table(arch, a.runs, times, sizes, mismatch))
+                bad |= mismatch['qrr'] > 0
+            out['boot'] = '\n'.join(text)
+    if 'timetravel' in sections:
+        # not removed at the end: the directories of runs with errors or
+        # timeouts are kept for their logs
+        tmp = Path(tempfile.mkdtemp(prefix='qrr-bench-tt-'))
+        text = [SECTIONS['timetravel'], '', f'{stamp}.', '', TT_LEGEND]
+        for arch in arches:
+            results = tt_measure(arch, a.runs, tmp, a.tt_timeout)
+            text.append(tt_table(arch, a.runs, results, a.tt_timeout))
+            bad |= tt_bad(results)
+        out['timetravel'] = '\n'.join(text)
+        try:
+            tmp.rmdir()
+        except OSError:
+            pass
+    doc = merge(a.out.read_text() if a.out and a.out.exists() else '',
+                header, out)
+    print('\n'.join(out[n] for n in SECTIONS if n in out))
     if a.out:
-        a.out.write_text(out)
+        a.out.write_text(doc)
     return 1 if bad else 0
 
 
