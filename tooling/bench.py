@@ -50,6 +50,8 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get('QRR_BUILD', TOP / 'build'))
+sys.path.insert(0, str(TOP / 'tests' / 'functional' / 'qrr'))
+from qrrqmp import QMP  # noqa: E402
 FLAVOURS = ('qrr', 'upstream')
 GUEST = {
     'x86_64': (['-M', 'pc', '-cpu', 'max'], 'ttyS0'),
@@ -248,65 +250,6 @@ out.close()
 # the bench queries QEMU, then ends QEMU and this gdb
 time.sleep(3600)
 """.replace('TT_AT', str(TT_AT))
-
-
-class QMP:
-    """A minimal QMP client over a UNIX socket."""
-
-    def __init__(self, path, timeout):
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX)
-                self.sock.connect(str(path))
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.sock.settimeout(timeout)
-        self.file = self.sock.makefile('rwb')
-        self.events = []
-        json.loads(self.file.readline())
-        self.ok('qmp_capabilities')
-
-    def _read(self):
-        line = self.file.readline()
-        if not line:
-            raise EOFError('QEMU closed the QMP connection')
-        return json.loads(line)
-
-    def cmd(self, name, **args):
-        msg = {'execute': name}
-        if args:
-            msg['arguments'] = args
-        self.file.write(json.dumps(msg).encode() + b'\n')
-        self.file.flush()
-        while True:
-            r = self._read()
-            if 'event' in r:
-                self.events.append(r)
-            else:
-                return r
-
-    def ok(self, name, **args):
-        r = self.cmd(name, **args)
-        if 'return' not in r:
-            raise RuntimeError(f'QMP {name} {args}: {r}')
-        return r['return']
-
-    def wait_event(self, name):
-        while True:
-            for i, e in enumerate(self.events):
-                if e['event'] == name:
-                    return self.events.pop(i)
-            r = self._read()
-            if 'event' in r:
-                self.events.append(r)
-
-    def close(self):
-        self.sock.close()
 
 
 def tt_elf(arch):

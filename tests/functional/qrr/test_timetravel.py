@@ -17,13 +17,13 @@ import json
 import os
 import random
 import re
-import socket
 import subprocess
 import time
 
 import pytest
 
 import qrrtest as q
+from qrrqmp import QMP
 
 GDB = os.environ.get('QRR_GDB', 'gdb-multiarch')
 BAREMETAL = os.environ.get('QRR_TT_MACHINES', 'pc virt-max').split()
@@ -83,70 +83,6 @@ def elf_class(path):
 
 # gdb's view of 32-bit code in qemu-system-x86_64, as i386
 I386_ON_X86_64 = q.TOP / 'scripts' / 'gdb-i386-on-x86_64.xml'
-
-
-class QMP:
-    """A minimal QMP client over a UNIX socket."""
-
-    def __init__(self, path, timeout=60):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX)
-                self.sock.connect(str(path))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.sock.settimeout(timeout)
-        self.file = self.sock.makefile('rwb')
-        self.events = []
-        json.loads(self.file.readline())
-        self.cmd('qmp_capabilities')
-
-    def _read(self):
-        line = self.file.readline()
-        if not line:
-            raise EOFError('QEMU closed the QMP connection')
-        return json.loads(line)
-
-    def cmd(self, name, **args):
-        msg = {'execute': name}
-        if args:
-            msg['arguments'] = args
-        self.file.write(json.dumps(msg).encode() + b'\n')
-        self.file.flush()
-        while True:
-            r = self._read()
-            if 'event' in r:
-                self.events.append(r)
-            else:
-                return r
-
-    def ok(self, name, **args):
-        r = self.cmd(name, **args)
-        assert 'return' in r, f'{name} {args}: {r}'
-        return r['return']
-
-    def wait_event(self, name):
-        while True:
-            for i, e in enumerate(self.events):
-                if e['event'] == name:
-                    return self.events.pop(i)
-            r = self._read()
-            if 'event' in r:
-                self.events.append(r)
-
-    def seek(self, icount):
-        """replay-seek and wait until the machine stopped there."""
-        self.events.clear()
-        self.ok('replay-seek', icount=icount)
-        self.wait_event('STOP')
-        return self.ok('query-replay')['icount']
-
-    def close(self):
-        self.sock.close()
 
 
 class Replay:
