@@ -270,6 +270,7 @@ class TTQemu:
     def __init__(self, flavour, arch, mode, d, tag, timeout):
         self.d = d
         self.tag = tag
+        self.timeout = timeout
         self.qmp_path = d / f'{tag}.qmp'
         self.gdb_path = d / f'{tag}.gdb'
         for p in (self.qmp_path, self.gdb_path):
@@ -364,7 +365,7 @@ def tt_seeks(q, end, res):
         target = end * pct // 100
         label = 'seek forward to 99 %' if pct == 99 else f'seek {pct} %'
         q.qmp.events.clear()
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), q.cpu_seconds()
         try:
             q.qmp.ok('replay-seek', icount=target)
             q.qmp.wait_event('STOP')
@@ -372,6 +373,12 @@ def tt_seeks(q, end, res):
             got = q.qmp.ok('query-replay')['icount']
         except socket.timeout:
             res[label] = 'timeout'
+            cpu1 = q.cpu_seconds()
+            busy = (f'{cpu1 - cpu0:.0f} s of CPU' if None not in (cpu0, cpu1)
+                    else 'CPU time unknown')
+            res.setdefault('errors', []).append(
+                f'{label} (icount {target}): no STOP in {q.timeout:.0f} s; '
+                f'QEMU used {busy} meanwhile')
             return False
         except (OSError, EOFError, RuntimeError) as e:
             res[label] = f'error: {e}'
