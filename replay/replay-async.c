@@ -94,7 +94,8 @@ void replay_enable_events(void)
 
 bool replay_events_enabled(void)
 {
-    return replay_mode != REPLAY_MODE_NONE && replay_state.events_enabled;
+    return replay_mode != REPLAY_MODE_NONE && replay_state.events_enabled &&
+           !replay_state.tt_abandoning;
 }
 
 void replay_flush_events(void)
@@ -277,6 +278,35 @@ static bool async_has_id(ReplayEventKind kind)
 {
     return kind == REPLAY_EV_ASYNC_BH || kind == REPLAY_EV_ASYNC_BH_ONESHOT ||
            kind == REPLAY_EV_ASYNC_BLOCK;
+}
+
+/*
+ * A snapshot is about to be restored.  The bottom halves and block
+ * completions queued here belong to the position being left: the log
+ * would deliver them later, but after the restore they would meet a
+ * machine that never scheduled them, and the devices and coroutines that
+ * wait for them would wait for ever.  So they run now, before the
+ * restore overwrites whatever they change.  Called with
+ * replay_state.tt_abandoning set, so that what they schedule in turn
+ * runs at once too (replay_events_enabled() is false).
+ */
+void replay_async_abandon(void)
+{
+    ReplayAsync *a;
+
+    for (;;) {
+        qemu_mutex_lock(&replay_state.async_lock);
+        a = g_queue_pop_head(&replay_state.async);
+        qemu_mutex_unlock(&replay_state.async_lock);
+        if (!a) {
+            break;
+        }
+        trace_replay_async_abandon(replay_event_name(a->kind), a->id);
+        if (async_has_id(a->kind)) {
+            async_deliver(a);
+        }
+        async_free(a);
+    }
 }
 
 /* Record: write and deliver the oldest queued item. */

@@ -102,6 +102,12 @@ typedef struct ReplayState {
      * clock reads are not taken from the log (see replay_in_ordered_step)
      */
     bool tt_busy;
+    /*
+     * A snapshot is about to be restored: the work queued for the
+     * position being left is run now and what it starts is not replayed
+     * (see replay_async_abandon())
+     */
+    bool tt_abandoning;
     bool at_end;
     int64_t shutdown_icount;    /* -1, or where the recorded shutdown was */
 
@@ -235,6 +241,8 @@ void replay_tt_note_hit(void);
 void replay_async_init(void);
 void replay_async_clear(void);
 bool replay_async_pending(void);
+/* Run the callbacks waiting in the queue now, out of the log's order. */
+void replay_async_abandon(void);
 /* Replay: run the head if it is an asynchronous event. */
 bool replay_async_run_head(void);
 bool replay_async_ready(const ReplayEvent *h);

@@ -41,7 +41,10 @@
  *
  * RESTORING
  *
- * The RAM of snapshot k is the first snapshot's pages overlaid with every
+ * A restore first leaves the current position as loadvm does: the
+ * callbacks queued for it run, disk requests in flight finish, and the
+ * machine is reset, because loading device state sets only what the
+ * snapshot holds (tt_abandon_position()).  The RAM of snapshot k is the first snapshot's pages overlaid with every
  * later increment up to k.  Restoring writes only the pages that can
  * differ from snapshot k: those that differ from the newest snapshot (the
  * "tip") in the current RAM, which tt.blocks[].since_tip and the dirty log
@@ -82,6 +85,7 @@
 #include "exec/ramblock.h"
 #include "exec/target_page.h"
 #include "exec/tb-flush.h"
+#include "block/block-global-state.h"
 #include "io/channel-buffer.h"
 #include "migration/global_state.h"
 #include "migration/qemu-file.h"
@@ -550,6 +554,28 @@ void replay_tt_slice_end(void)
 
 /* ---- restoring ---- */
 
+/*
+ * Leave the current position as a fresh migration target would be: work
+ * queued for it done, no disk request in flight, every device reset.
+ * Loading device state only sets what the snapshot holds, and a device
+ * leaves out what is at its reset value (a subsection whose .needed is
+ * false: an empty FIFO, a timer not pending); without the reset those
+ * would keep their values from the position left.  QEMU's loadvm resets
+ * the machine for the same reason.
+ */
+static void tt_abandon_position(void)
+{
+    replay_state.tt_abandoning = true;
+    replay_state.tt_busy = true;
+    replay_async_abandon();
+    if (blkreplay_busy()) {
+        bdrv_drain_all();
+    }
+    qemu_system_reset(SHUTDOWN_CAUSE_SNAPSHOT_LOAD);
+    replay_state.tt_busy = false;
+    replay_state.tt_abandoning = false;
+}
+
 static void tt_restore(guint k)
 {
     TTSnapshot *s = snap_at(k);
@@ -559,6 +585,8 @@ static void tt_restore(guint k)
     CPUState *cpu;
     guint b, j;
 
+    /* first: the reset rewrites ROMs, which the dirty log then shows */
+    tt_abandon_position();
     for (b = 0; b < tt.blocks->len; b++) {
         TTBlock *blk = tt_block(b);
         unsigned long *need = bitmap_new(blk->npages);

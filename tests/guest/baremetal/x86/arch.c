@@ -216,7 +216,11 @@ static void serial_init(void)
     outb(COM1 + 0, 0x01);   /* 115200 */
     outb(COM1 + 1, 0x00);
     outb(COM1 + 3, 0x03);   /* 8N1 */
-    outb(COM1 + 2, 0x07);   /* FIFOs on, cleared */
+    /*
+     * FIFOs on, cleared; a 14-byte trigger level, so that a typed line
+     * arrives at once and what the guest does not read stays queued
+     */
+    outb(COM1 + 2, 0xc7);
     outb(COM1 + 4, 0x03);   /* DTR, RTS */
 }
 
