@@ -30,22 +30,34 @@
  * attaching, a monitor stop, a break), or at once for a replay started
  * paused (-S) or given rrbudget= explicitly.
  *
- * Snapshots are kept in order of position.  They share one memory budget
- * (-icount rrbudget=SIZE, by default twice the guest's RAM): when the
- * snapshots exceed it, one between the first and the last is merged into
- * its successor (its pages that the successor lacks move there), chosen
- * so that old snapshots thin out first and recent ones stay dense, and the
- * interval doubles.  The interval also doubles when taking snapshots costs
- * more than a tenth of the replay's time, and halves again while the
- * snapshots use less than a quarter of the budget.
+ * Snapshots are kept in order of position.  Most are taken after the
+ * newest one, as the replay first gets there; after a restore, the
+ * replay running forward fills the gaps wider than the interval that it
+ * crosses.  Such a snapshot holds the pages changed since the one the
+ * replay came from ("the base": restored or taken last), which the dirty
+ * log and tt.blocks[].since_base say; the later snapshots' increments
+ * still hold every page changed since the snapshot before them.
+ *
+ * They share one memory budget (-icount rrbudget=SIZE, by default twice
+ * the guest's RAM): when the snapshots exceed it, one between the first
+ * and the last is merged into its successor (its pages that the successor
+ * lacks move there).  The one merged is the one whose removal leaves the
+ * smallest gap for its distance d from the current position, the gap
+ * wanted being the interval near it, d / 16 further away and at most
+ * twice the average gap: history stays dense where the user works, and
+ * is covered evenly elsewhere.  The interval is 10 M instructions when
+ * the budget is full, down to 1 M while it is mostly unused, and doubles
+ * when taking snapshots costs more than a tenth of the replay's time.
  *
  * RESTORING
  *
  * A restore first leaves the current position as loadvm does: the
  * callbacks queued for it run, disk requests in flight finish, and the
  * machine is reset, because loading device state sets only what the
- * snapshot holds (tt_abandon_position()).  The RAM of snapshot k is the first snapshot's pages overlaid with every
- * later increment up to k.  Restoring writes only the pages that can
+ * snapshot holds (tt_abandon_position()).
+ *
+ * The RAM of snapshot k is the first snapshot's pages overlaid with
+ * every later increment up to k.  Restoring writes only the pages that can
  * differ from snapshot k: those that differ from the newest snapshot (the
  * "tip") in the current RAM, which tt.blocks[].since_tip and the dirty log
  * say, plus those that differ between snapshot k and the tip, which are
@@ -126,6 +138,8 @@ typedef struct TTBlock {
     uint64_t npages;
     /* pages that may differ from the newest snapshot's */
     unsigned long *since_tip;
+    /* pages that may differ from tt.base's, besides the dirty log's */
+    unsigned long *since_base;
 } TTBlock;
 
 typedef struct TTSnapshot {
@@ -160,6 +174,11 @@ static struct {
     uint64_t budget;
     uint64_t interval;
     uint64_t next_at;           /* icount of the next snapshot */
+    /*
+     * The snapshot that the dirty log counts from (with since_base): the
+     * one restored or taken last, or the one before it if that was merged
+     */
+    ReplayPos base;
     int64_t last_take_ns;       /* host time when the last one was taken */
     GPtrArray *snaps;           /* TTSnapshot *, by position */
     GArray *blocks;             /* TTBlock */
@@ -186,6 +205,21 @@ static struct {
 static TTSnapshot *snap_at(guint i)
 {
     return g_ptr_array_index(tt.snaps, i);
+}
+
+/* The latest snapshot at (or strictly before) @p; -1 if none. */
+static int tt_find(const ReplayPos *p, bool strict)
+{
+    int i;
+
+    for (i = tt.snaps->len - 1; i >= 0; i--) {
+        int c = replay_pos_cmp(&snap_at(i)->pos, p);
+
+        if (c < 0 || (c == 0 && !strict)) {
+            return i;
+        }
+    }
+    return -1;
 }
 
 /* ---- configuration ---- */
@@ -227,6 +261,7 @@ static int tt_add_block(RAMBlock *rb, void *opaque)
     b.host = qemu_ram_get_host_addr(rb);
     b.npages = qemu_ram_get_used_length(rb) / tt.page_size;
     b.since_tip = bitmap_new(b.npages);
+    b.since_base = bitmap_new(b.npages);
     trace_replay_tt_block(qemu_ram_get_idstr(rb), b.npages);
     g_array_append_val(tt.blocks, b);
     return 0;
@@ -363,12 +398,29 @@ static void tt_snapshot_account(TTSnapshot *s)
     }
 }
 
-/* Merge snapshot @i into snapshot @i + 1 and drop it. */
+/* Or the page numbers of @pages into @bits. */
+static void tt_pages_mark(GArray *pages, unsigned long *bits)
+{
+    guint x;
+
+    for (x = 0; x < pages->len; x++) {
+        set_bit(g_array_index(pages, TTPage, x).index, bits);
+    }
+}
+
+/* Merge snapshot @i (neither the first nor the last) into @i + 1. */
 static void tt_merge(guint i)
 {
     TTSnapshot *s = snap_at(i), *next = snap_at(i + 1);
     guint b;
 
+    if (!replay_pos_cmp(&s->pos, &tt.base)) {
+        /* the RAM differs from the one before by what @s changed, too */
+        for (b = 0; b < tt.blocks->len; b++) {
+            tt_pages_mark(s->pages[b], tt_block(b)->since_base);
+        }
+        tt.base = snap_at(i - 1)->pos;
+    }
     tt.used -= s->bytes + next->bytes;
     for (b = 0; b < tt.blocks->len; b++) {
         GArray *a = s->pages[b], *n = next->pages[b];
@@ -405,23 +457,39 @@ static void tt_merge(guint i)
 }
 
 /*
- * Stay within the budget: drop snapshots between the first and the last,
- * each time the one whose removal leaves the smallest gap relative to its
- * age, so that recent history stays dense.
+ * The gap between snapshots wanted at distance @d from the current
+ * position: the interval near it, growing with the distance (so that
+ * going back a little stays cheap wherever the user is), up to @cap (so
+ * that history far away is still covered evenly).
+ */
+static double tt_gap_wanted(uint64_t d, double cap)
+{
+    return MIN(MAX(d / 16.0, (double)tt.interval), cap);
+}
+
+/*
+ * Stay within the budget: merge away snapshots between the first and the
+ * last, each time the one whose removal leaves the smallest gap for its
+ * distance from the current position (tt_gap_wanted()).
  */
 static bool tt_fit_budget(void)
 {
+    uint64_t focus = replay_icount();
     bool thinned = false;
 
     while (tt.used > tt.budget && tt.snaps->len > 2) {
-        uint64_t tip = snap_at(tt.snaps->len - 1)->pos.icount;
+        uint64_t span = snap_at(tt.snaps->len - 1)->pos.icount -
+                        snap_at(0)->pos.icount;
+        double cap = MAX(2.0 * span / tt.snaps->len, (double)tt.interval);
         double best = 0;
         guint i, pick = 1;
 
         for (i = 1; i + 1 < tt.snaps->len; i++) {
+            uint64_t at = snap_at(i)->pos.icount;
             double gap = snap_at(i + 1)->pos.icount -
                          snap_at(i - 1)->pos.icount;
-            double score = gap / (double)(tip - snap_at(i)->pos.icount + 1);
+            double score = gap / tt_gap_wanted(at > focus ? at - focus :
+                                               focus - at, cap);
 
             if (i == 1 || score < best) {
                 best = score;
@@ -440,21 +508,135 @@ static bool tt_fit_budget(void)
     return thinned;
 }
 
+/*
+ * Where the next snapshot is due: an interval after the latest one at or
+ * before the current position, unless one already follows within half
+ * an interval of that point.
+ */
+static void tt_plan_next(void)
+{
+    ReplayPos now = replay_position();
+    int p = tt_find(&now, false);
+    uint64_t at;
+
+    if (p < 0) {
+        tt.next_at = 0;
+        return;
+    }
+    at = snap_at(p)->pos.icount + tt.interval;
+    while (p + 1 < tt.snaps->len &&
+           snap_at(p + 1)->pos.icount < at + tt.interval / 2) {
+        p++;
+        at = snap_at(p)->pos.icount + tt.interval;
+    }
+    tt.next_at = at;
+}
+
+/*
+ * The pages of block @b that the new snapshot holds: every non-zero page
+ * for the first; else those that may differ from the snapshot before it,
+ * the newest (@append) or the one the position came from.
+ */
+static GArray *tt_take_pages(guint b, bool first, bool append)
+{
+    TTBlock *blk = tt_block(b);
+    g_autofree unsigned long *dirty = bitmap_new(blk->npages);
+    GArray *pages = g_array_new(false, false, sizeof(TTPage));
+    unsigned long i;
+
+    tt_dirty_fetch(blk, dirty);
+    if (first) {
+        bitmap_fill(dirty, blk->npages);
+    }
+    if (append) {
+        bitmap_or(dirty, dirty, blk->since_tip, blk->npages);
+        bitmap_zero(blk->since_tip, blk->npages);
+    } else {
+        bitmap_or(blk->since_tip, blk->since_tip, dirty, blk->npages);
+        bitmap_or(dirty, dirty, blk->since_base, blk->npages);
+    }
+    bitmap_zero(blk->since_base, blk->npages);
+    for (i = find_first_bit(dirty, blk->npages); i < blk->npages;
+         i = find_next_bit(dirty, blk->npages, i + 1)) {
+        uint8_t *p = blk->host + i * tt.page_size;
+        TTPage pg = { .index = i };
+
+        if (!buffer_is_zero(p, tt.page_size)) {
+            pg.data = g_memdup2(p, tt.page_size);
+        } else if (first) {
+            continue;       /* absent from the first: zero */
+        }
+        g_array_append_val(pages, pg);
+    }
+    return pages;
+}
+
+/* The first snapshot: find the RAM, start the dirty log. */
+static bool tt_take_first(Error **errp)
+{
+    qemu_ram_foreach_block(tt_add_block, NULL);
+    if (!tt.budget_set) {
+        /* the guest's RAM (-m), not flash and ROMs */
+        tt.budget = MAX(2 * current_machine->ram_size, 64 * MiB);
+    }
+    return memory_global_dirty_log_start(TT_DIRTY_REASON, errp);
+}
+
+/*
+ * Adapt the interval: back towards TT_INTERVAL_INITIAL when the budget
+ * is full, finer while it is mostly unused; coarser when taking
+ * snapshots costs more than a tenth of the replay's time.
+ */
+static void tt_adapt_interval(bool thinned, int64_t t0)
+{
+    int64_t cost = get_clock() - t0;
+
+    if (thinned && tt.interval < TT_INTERVAL_INITIAL) {
+        tt.interval *= 2;
+    } else if (!thinned && tt.used < tt.budget / 4 &&
+               tt.interval > TT_INTERVAL_MIN) {
+        tt.interval /= 2;
+    }
+    if (tt.last_take_ns) {
+        if (cost * 10 > t0 - tt.last_take_ns) {
+            tt.interval = MIN(tt.interval * 2, TT_INTERVAL_MAX);
+        } else if (cost * 40 < t0 - tt.last_take_ns &&
+                   tt.interval > TT_INTERVAL_INITIAL) {
+            tt.interval /= 2;
+        }
+    }
+    tt.last_take_ns = get_clock();
+}
+
+/*
+ * Take a snapshot here.  Usually after the newest one; after a restore,
+ * in the gap between two (it then holds the pages changed since the
+ * snapshot the replay came from, tt.base, and the later snapshots stay
+ * valid: their increments hold every page changed since the one before
+ * them).
+ */
 static void tt_take(CPUState *cpu)
 {
     TTSnapshot *s;
-    bool first = tt.snaps->len == 0;
+    bool first = tt.snaps->len == 0, append;
     int64_t t0 = get_clock();
+    ReplayPos now = replay_position();
+    int p = tt_find(&now, true);
     Error *err = NULL;
     guint b;
 
+    if (p + 1 < (int)tt.snaps->len &&
+        !replay_pos_cmp(&snap_at(p + 1)->pos, &now)) {
+        return;                 /* there is one here */
+    }
+    append = p + 1 == (int)tt.snaps->len;
     bql_lock();
     if (replay_async_pending() || blkreplay_busy()) {
         bql_unlock();
         return;
     }
     s = g_new0(TTSnapshot, 1);
-    if (!tt_save_devices(s, &err)) {
+    if (!tt_save_devices(s, &err) || (first && !tt_take_first(&err))) {
         bql_unlock();
         error_prepend(&err, "record/replay: time travel is off: ");
         warn_report_err(err);
@@ -462,73 +644,25 @@ static void tt_take(CPUState *cpu)
         tt.enabled = false;
         return;
     }
-    s->pos = replay_position();
+    s->pos = now;
     s->engine = replay_engine_save();
     s->blk = blkreplay_snapshot_save(&s->blk_bytes);
     s->taken_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
-
-    if (first) {
-        qemu_ram_foreach_block(tt_add_block, NULL);
-        if (!tt.budget_set) {
-            /* the guest's RAM (-m), not flash and ROMs */
-            tt.budget = MAX(2 * current_machine->ram_size, 64 * MiB);
-        }
-        if (!memory_global_dirty_log_start(TT_DIRTY_REASON, &err)) {
-            bql_unlock();
-            error_prepend(&err, "record/replay: time travel is off: ");
-            warn_report_err(err);
-            tt_snapshot_free(s);
-            tt.enabled = false;
-            return;
-        }
-    }
     s->pages = g_new0(GArray *, tt.blocks->len);
     for (b = 0; b < tt.blocks->len; b++) {
-        TTBlock *blk = tt_block(b);
-        g_autofree unsigned long *dirty = bitmap_new(blk->npages);
-        GArray *pages = g_array_new(false, false, sizeof(TTPage));
-        unsigned long i;
-
-        tt_dirty_fetch(blk, dirty);
-        if (first) {
-            bitmap_fill(dirty, blk->npages);
-        }
-        bitmap_or(dirty, dirty, blk->since_tip, blk->npages);
-        bitmap_zero(blk->since_tip, blk->npages);
-        for (i = find_first_bit(dirty, blk->npages); i < blk->npages;
-             i = find_next_bit(dirty, blk->npages, i + 1)) {
-            uint8_t *p = blk->host + i * tt.page_size;
-            TTPage pg = { .index = i };
-
-            if (!buffer_is_zero(p, tt.page_size)) {
-                pg.data = g_memdup2(p, tt.page_size);
-            } else if (first) {
-                continue;       /* absent from the first: zero */
-            }
-            g_array_append_val(pages, pg);
-        }
-        s->pages[b] = pages;
+        s->pages[b] = tt_take_pages(b, first, append);
     }
     bql_unlock();
 
     tt_snapshot_account(s);
     tt.used += s->bytes;
-    g_ptr_array_add(tt.snaps, s);
+    g_ptr_array_insert(tt.snaps, p + 1, s);
+    tt.base = s->pos;
     trace_replay_tt_snapshot(s->pos.icount, s->pos.consumed, s->npages,
                              s->bytes, tt.used);
 
-    if (tt_fit_budget()) {
-        tt.interval = MIN(tt.interval * 2, TT_INTERVAL_MAX);
-    } else if (tt.used < tt.budget / 4 && tt.interval > TT_INTERVAL_MIN) {
-        tt.interval /= 2;
-    }
-    /* snapshots should cost at most a tenth of the replay's time */
-    if (tt.last_take_ns &&
-        (get_clock() - t0) * 10 > t0 - tt.last_take_ns) {
-        tt.interval = MIN(tt.interval * 2, TT_INTERVAL_MAX);
-    }
-    tt.last_take_ns = get_clock();
-    tt.next_at = s->pos.icount + tt.interval;
+    tt_adapt_interval(tt_fit_budget(), t0);
+    tt_plan_next();
 }
 
 void replay_tt_slice_end(void)
@@ -549,7 +683,11 @@ void replay_tt_slice_end(void)
         cpu->exception_index != -1 || !runstate_is_running()) {
         return;
     }
-    tt_take(cpu);
+    /* a later snapshot may have been passed since the plan was made */
+    tt_plan_next();
+    if (replay_icount() >= tt.next_at) {
+        tt_take(cpu);
+    }
 }
 
 /* ---- restoring ---- */
@@ -598,12 +736,7 @@ static void tt_restore(guint k)
         tt_dirty_fetch(blk, need);
         bitmap_or(need, need, blk->since_tip, blk->npages);
         for (j = k + 1; j < tt.snaps->len; j++) {
-            GArray *pages = snap_at(j)->pages[b];
-            guint x;
-
-            for (x = 0; x < pages->len; x++) {
-                set_bit(g_array_index(pages, TTPage, x).index, newtip);
-            }
+            tt_pages_mark(snap_at(j)->pages[b], newtip);
         }
         bitmap_or(need, need, newtip, blk->npages);
 
@@ -636,7 +769,9 @@ static void tt_restore(guint k)
         g_free(need);
         g_free(blk->since_tip);
         blk->since_tip = newtip;
+        bitmap_zero(blk->since_base, blk->npages);
     }
+    tt.base = s->pos;
 
     /* the engine first: device post_load sees the snapshot's clocks */
     replay_engine_restore(s->engine);
@@ -659,26 +794,12 @@ static void tt_restore(guint k)
     tb_flush(first_cpu);
     qemu_clock_notify(QEMU_CLOCK_VIRTUAL);
     tt.restores++;
+    tt_plan_next();
     trace_replay_tt_restore(s->pos.icount, s->pos.consumed, written,
                             (get_clock() - t0) / 1000);
 }
 
 /* ---- moving ---- */
-
-/* The latest snapshot at (or strictly before) @p; -1 if none. */
-static int tt_find(const ReplayPos *p, bool strict)
-{
-    int i;
-
-    for (i = tt.snaps->len - 1; i >= 0; i--) {
-        int c = replay_pos_cmp(&snap_at(i)->pos, p);
-
-        if (c < 0 || (c == 0 && !strict)) {
-            return i;
-        }
-    }
-    return -1;
-}
 
 static void tt_noop(CPUState *cpu, run_on_cpu_data data)
 {

@@ -13,6 +13,7 @@
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+import hashlib
 import json
 import os
 import random
@@ -328,6 +329,94 @@ def test_restore_leaves_no_device_state_behind(tmp_path, machine):
         out = r.serial.read_bytes()[before:]
         assert b"typed: 0x61 'a'" in out, out[-300:]
         assert recorded.endswith(out), out[-300:]
+    finally:
+        r.quit()
+
+
+def machine_state(r, tmp_path, ram):
+    """A digest of the paused machine: its RAM and its CPU registers."""
+    dump = tmp_path / 'ram.bin'
+    r.qmp.ok('pmemsave', val=0, size=ram, filename=str(dump))
+    digest = hashlib.sha256(dump.read_bytes()).hexdigest()
+    dump.unlink()
+    regs = r.qmp.ok('human-monitor-command',
+                    **{'command-line': 'info registers'})
+    return digest, regs
+
+
+def bench_args(machine):
+    """The bare-metal bench guest (tests/guest/baremetal/common/bench.c),
+    which writes all over a 1 MiB working set."""
+    args = q.baremetal_args(machine)
+    i = args.index('-kernel')
+    args[i + 1] = str(q.baremetal_guest(q.MACHINES[machine][0]).with_name(
+        'bench.elf'))
+    return args
+
+
+@pytest.fixture(scope='module')
+def bench_recordings(tmp_path_factory):
+    """The first seconds of the bench guest per machine: QEMU is killed,
+    and what the log holds replays."""
+    made = {}
+
+    def get(machine):
+        if machine not in made:
+            d = tmp_path_factory.mktemp(f'bench-{machine}')
+            arch = q.MACHINES[machine][0]
+            r = q.run(arch, bench_args(machine) +
+                      q.icount_opt('record', d / 'bench.rr'), timeout=4)
+            assert r.rc is None or r.rc == 0, r.describe()
+            made[machine] = d / 'bench.rr'
+        return made[machine]
+    return get
+
+
+@pytest.mark.parametrize('guest', ['guest', 'bench'])
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_snapshots_restore_exact_state(tmp_path, recordings,
+                                       bench_recordings, machine, guest):
+    """Wherever a seek lands, the machine is the one a forward-only replay
+    has there: its whole RAM and its registers.  Also through snapshots
+    taken, after going back, in the gaps that thinning left: on the bench
+    guest, which dirties 1 MiB between two snapshots, rrbudget is a
+    twentieth of what keeping them all would take."""
+    if guest == 'bench':
+        log, args, budget = (bench_recordings(machine), bench_args(machine),
+                             '12M')
+    else:
+        log, args, budget = (recordings(machine)[0],
+                             q.baremetal_args(machine), '3M')
+    arch = q.MACHINES[machine][0]
+    ram = 64 << 20
+    ref = Replay(tmp_path, arch, args, log, 'rrbudget=0')
+    try:
+        end = log_end(ref)
+        rng = random.Random(f'{machine}-{guest}-state')
+        checks = sorted(rng.sample(range(end // 10, end - 1000), 3))
+        want = {}
+        for t in checks:
+            assert ref.qmp.seek(t) == t
+            want[t] = machine_state(ref, tmp_path, ram)
+    finally:
+        ref.quit()
+    d = tmp_path / 'tt'
+    d.mkdir()
+    r = Replay(d, arch, args, log, f'rrbudget={budget}')
+    try:
+        moves = [end - 1000, end // 20] + \
+            [rng.randrange(1, end - 1000) for _ in range(6)]
+        done = []
+        for t in moves + checks[::-1] + checks:
+            assert r.qmp.seek(t) == t
+            done.append(t)
+            if t in want:
+                assert machine_state(r, d, ram) == want[t], \
+                    f'the machine at icount {t} is not the recorded one ' \
+                    f'after seeks to {done}'
+        s = r.qmp.ok('query-replay-snapshots')
+        assert s['used'] <= s['budget'], s
+        assert s['restores'] >= len(moves), s
     finally:
         r.quit()
 
