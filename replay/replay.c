@@ -807,19 +807,23 @@ static void replay_reached_end(ReplayEvent *h)
 {
     const char *cut = replay_log_truncation(replay_state.reader);
 
-    if (replay_state.at_end) {
-        return;
+    if (replay_state.at_end && h->arg[0]) {
+        return;                 /* already on its way out */
     }
-    replay_state.at_end = true;
-    if (h->arg[0]) {
-        error_report("record/replay: %s; replay stopped at icount %" PRIu64
-                     ", the end of the log's valid part",
-                     cut ? cut : "the log ends early", h->icount);
-        qemu_system_shutdown_request_with_code(SHUTDOWN_CAUSE_HOST_ERROR, 1);
-        return;
+    if (!replay_state.at_end) {
+        replay_state.at_end = true;
+        if (h->arg[0]) {
+            error_report("record/replay: %s; replay stopped at icount %"
+                         PRIu64 ", the end of the log's valid part",
+                         cut ? cut : "the log ends early", h->icount);
+            qemu_system_shutdown_request_with_code(SHUTDOWN_CAUSE_HOST_ERROR,
+                                                   1);
+            return;
+        }
+        info_report("record/replay: replay reached the end of the log at "
+                    "icount %" PRIu64, h->icount);
     }
-    info_report("record/replay: replay reached the end of the log at icount "
-                "%" PRIu64, h->icount);
+    /* again at each continue from here: there is nothing further */
     if (replay_state.gdb_attached) {
         replay_tt_set_stop_reason("end");
         qemu_system_vmstop_request_prepare();

@@ -421,6 +421,26 @@ def test_snapshots_restore_exact_state(tmp_path, recordings,
         r.quit()
 
 
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_gdb_continue_at_the_end(tmp_path, recordings, machine):
+    """Each continue from the end of the log stops there again, at once,
+    as gdb expects of the end of the history; the replay does not wait
+    for instructions that the log does not have."""
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        end = log_end(r)
+        res = r.gdb(arch, baremetal_elf(machine), ['continue'] * 4, 120)
+        assert r.proc.poll() is None, r.stderr()
+        assert res[-1]['icount'] == res[-2]['icount'] == end, res
+        for x in res[2:]:
+            assert x['secs'] < 10, x
+        assert 'diverged' not in r.stderr(), r.stderr()
+    finally:
+        r.quit()
+
+
 def test_seek_without_time_travel(tmp_path, recordings):
     """rrbudget=0: forward seeks only, backwards is a clear error."""
     log, _ = recordings('pc')
