@@ -37,6 +37,7 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qemu/bswap.h"
 #include "qemu/coroutine.h"
 #include "qemu/module.h"
 #include "block/block-io.h"
@@ -438,3 +439,67 @@ static void bdrv_blkreplay_init(void)
 }
 
 block_init(bdrv_blkreplay_init);
+
+/*
+ * The overlays in a savevm snapshot, as bytes: per open drive, in the
+ * order they were opened, a u32 count of blocks, then each block's u64
+ * index (little-endian) and its BLKREPLAY_BLOCK bytes.
+ */
+GByteArray *blkreplay_overlays_serialize(void)
+{
+    GByteArray *b = g_byte_array_new();
+    GSList *l;
+
+    for (l = blkreplay_drives; l; l = l->next) {
+        BDRVBlkreplayState *s = l->data;
+        GHashTableIter it;
+        gpointer k, v;
+        uint8_t x[8];
+
+        stl_le_p(x, g_hash_table_size(s->overlay));
+        g_byte_array_append(b, x, 4);
+        g_hash_table_iter_init(&it, s->overlay);
+        while (g_hash_table_iter_next(&it, &k, &v)) {
+            stq_le_p(x, *(uint64_t *)k);
+            g_byte_array_append(b, x, 8);
+            g_byte_array_append(b, v, BLKREPLAY_BLOCK);
+        }
+    }
+    return b;
+}
+
+bool blkreplay_overlays_deserialize(const uint8_t *buf, size_t len,
+                                    Error **errp)
+{
+    GSList *l;
+    size_t at = 0;
+
+    for (l = blkreplay_drives; l; l = l->next) {
+        BDRVBlkreplayState *s = l->data;
+        uint32_t n, i;
+
+        if (len - at < 4) {
+            goto malformed;
+        }
+        n = ldl_le_p(buf + at);
+        at += 4;
+        if (n > (len - at) / (8 + BLKREPLAY_BLOCK)) {
+            goto malformed;
+        }
+        g_hash_table_remove_all(s->overlay);
+        for (i = 0; i < n; i++, at += 8 + BLKREPLAY_BLOCK) {
+            uint64_t *index = g_new(uint64_t, 1);
+
+            *index = ldq_le_p(buf + at);
+            g_hash_table_insert(s->overlay, index,
+                                g_memdup2(buf + at + 8, BLKREPLAY_BLOCK));
+        }
+    }
+    if (at == len) {
+        return true;
+    }
+malformed:
+    error_setg(errp, "the blkreplay overlays in the snapshot do not match "
+               "this machine's blkreplay drives");
+    return false;
+}

@@ -100,7 +100,11 @@ bool replay_events_enabled(void)
 
 void replay_flush_events(void)
 {
-    replay_async_clear();
+    if (replay_state.tt_abandoning) {
+        replay_async_abandon();     /* loadvm in a replay */
+    } else {
+        replay_async_clear();
+    }
 }
 
 static void async_push(ReplayAsync *a)

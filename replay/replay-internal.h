@@ -178,6 +178,12 @@ ReplayEngineState *replay_engine_save(void);
 void replay_engine_restore(const ReplayEngineState *s);
 void replay_engine_free(ReplayEngineState *s);
 size_t replay_engine_size(const ReplayEngineState *s);
+/* For a loadvm: the main thread lets the vCPU take the replay mutex. */
+bool replay_mutex_give_away(void);
+void replay_mutex_take_back(void);
+/* The current state as bytes, for a savevm snapshot, and back. */
+GByteArray *replay_engine_serialize(void);
+bool replay_engine_deserialize(const uint8_t *buf, size_t len, Error **errp);
 
 uint64_t replay_icount(void);
 void replay_record(ReplayEventKind kind, uint64_t icount, int64_t a0,
@@ -235,6 +241,8 @@ bool replay_tt_enabled(void);
 void replay_tt_set_stop_reason(const char *reason);
 /* Time travel is moving the replay: debug exceptions are only noted. */
 bool replay_tt_searching(void);
+/* loadvm replaced the machine: RAM may differ anywhere. */
+void replay_tt_machine_loaded(void);
 void replay_tt_note_hit(void);
 
 /* replay-async.c */

@@ -803,6 +803,41 @@ static void tt_restore(guint k)
                             (get_clock() - t0) / 1000);
 }
 
+/*
+ * loadvm put another machine in place (replay-snapshot.c): its RAM may
+ * differ from the snapshots' anywhere, and the dirty log did not see it.
+ */
+void replay_tt_machine_loaded(void)
+{
+    ReplayPos now = replay_position();
+    CPUState *cpu;
+    guint b;
+    int k;
+
+    for (b = 0; b < tt.blocks->len; b++) {
+        TTBlock *blk = tt_block(b);
+
+        bitmap_fill(blk->since_tip, blk->npages);
+        bitmap_fill(blk->since_base, blk->npages);
+    }
+    k = tt_find(&now, false);
+    if (k >= 0) {
+        tt.base = snap_at(k)->pos;
+    }
+    CPU_FOREACH(cpu) {
+        cpu->icount_budget = 0;
+        cpu->icount_extra = 0;
+        cpu->neg.icount_decr.u16.low = 0;
+        cpu->exception_index = -1;
+        cpu->cflags_next_tb = -1;
+        tlb_flush(cpu);
+    }
+    if (first_cpu) {
+        tb_flush(first_cpu);
+    }
+    tt_plan_next();
+}
+
 /* ---- moving ---- */
 
 static void tt_noop(CPUState *cpu, run_on_cpu_data data)

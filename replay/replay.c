@@ -12,6 +12,7 @@
 #include "qemu/option.h"
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
+#include "qemu/bswap.h"
 #include "system/replay.h"
 #include "system/runstate.h"
 #include "system/cpu-timers.h"
@@ -97,6 +98,34 @@ void replay_mutex_unlock(void)
         in_ordered_step = false;
     }
     rr_release();
+}
+
+/*
+ * A loadvm in the main thread: device post_load hooks may run_on_cpu(),
+ * which needs the vCPU thread, and that waits for the replay mutex first.
+ * So the main thread lets go of it for the load, and takes it back (in
+ * its order: before the BQL) afterwards.
+ */
+bool replay_mutex_give_away(void)
+{
+    if (replay_mode == REPLAY_MODE_NONE || !rr_held) {
+        return false;
+    }
+    replay_mutex_unlock();
+    return true;
+}
+
+void replay_mutex_take_back(void)
+{
+    bool bql = bql_locked();
+
+    if (bql) {
+        bql_unlock();
+    }
+    replay_mutex_lock();
+    if (bql) {
+        bql_lock();
+    }
 }
 
 bool replay_in_ordered_step(void)
@@ -1263,4 +1292,218 @@ void replay_engine_free(ReplayEngineState *s)
 size_t replay_engine_size(const ReplayEngineState *s)
 {
     return s->bytes;
+}
+
+/*
+ * ---- the engine's state in a savevm snapshot ----
+ *
+ * The state as bytes, all little-endian: the log position (u32 chunk,
+ * u32 event), u64 decoded_icount, consumed, last_consumed_icount,
+ * consumed_at_icount; the last vCPU event (i64 icount, u64 start, u64
+ * end, u8 counted); u64 vcpu_events, next_bh_id, next_block_id; u8
+ * log_exhausted, at_end; i64 shutdown_icount; u32 length of the sync
+ * registers (UINT32_MAX: none) and their bytes; REPLAY_CLOCK_COUNT i64
+ * clock values; i32 kind of the last event consumed (-1: none); then
+ * the pending queue and the REPLAY_CH__MAX channels, each a u32 count of
+ * events, each event u32 kind, u64 icount, 3 i64 arguments, u32 length
+ * and its bytes.
+ */
+
+static void put_u32(GByteArray *b, uint32_t v)
+{
+    uint8_t x[4];
+
+    stl_le_p(x, v);
+    g_byte_array_append(b, x, 4);
+}
+
+static void put_u64(GByteArray *b, uint64_t v)
+{
+    uint8_t x[8];
+
+    stq_le_p(x, v);
+    g_byte_array_append(b, x, 8);
+}
+
+static void put_queue(GByteArray *b, const GQueue *q)
+{
+    GList *l;
+    int i;
+
+    put_u32(b, g_queue_get_length((GQueue *)q));
+    for (l = q->head; l; l = l->next) {
+        const ReplayEvent *ev = l->data;
+
+        put_u32(b, ev->kind);
+        put_u64(b, ev->icount);
+        for (i = 0; i < 3; i++) {
+            put_u64(b, ev->arg[i]);
+        }
+        put_u32(b, ev->len);
+        g_byte_array_append(b, ev->data, ev->len);
+    }
+}
+
+GByteArray *replay_engine_serialize(void)
+{
+    ReplayEngineState *s = replay_engine_save();
+    GByteArray *b = g_byte_array_new();
+    int kind = -1;
+    int i;
+
+    put_u32(b, s->log.chunk);
+    put_u32(b, s->log.event);
+    put_u64(b, s->decoded_icount);
+    put_u64(b, s->consumed);
+    put_u64(b, s->last_consumed_icount);
+    put_u64(b, s->consumed_at_icount);
+    put_u64(b, s->vcpu_event.icount);
+    put_u64(b, s->vcpu_event.start);
+    put_u64(b, s->vcpu_event.end);
+    g_byte_array_append(b, (uint8_t[]){ s->vcpu_event.counted }, 1);
+    put_u64(b, s->vcpu_events);
+    put_u64(b, s->next_bh_id);
+    put_u64(b, s->next_block_id);
+    g_byte_array_append(b, (uint8_t[]){ s->log_exhausted, s->at_end }, 2);
+    put_u64(b, s->shutdown_icount);
+    put_u32(b, s->sync_regs ? s->sync_regs->len : UINT32_MAX);
+    if (s->sync_regs) {
+        g_byte_array_append(b, s->sync_regs->data, s->sync_regs->len);
+    }
+    for (i = 0; i < REPLAY_CLOCK_COUNT; i++) {
+        put_u64(b, s->clock_now[i]);
+    }
+    for (i = 0; i < REPLAY_EV__MAX && s->last_kind_name; i++) {
+        if (s->last_kind_name == replay_event_name(i)) {
+            kind = i;
+        }
+    }
+    put_u32(b, kind);
+    put_queue(b, &s->pending);
+    for (i = 0; i < REPLAY_CH__MAX; i++) {
+        put_queue(b, &s->channel[i]);
+    }
+    replay_engine_free(s);
+    return b;
+}
+
+typedef struct Reader {
+    const uint8_t *p;
+    size_t left;
+    bool bad;
+} Reader;
+
+static const uint8_t *take(Reader *r, size_t n)
+{
+    const uint8_t *p = r->p;
+
+    if (r->bad || n > r->left) {
+        r->bad = true;
+        return NULL;
+    }
+    r->p += n;
+    r->left -= n;
+    return p;
+}
+
+static uint32_t get_u32(Reader *r)
+{
+    const uint8_t *p = take(r, 4);
+
+    return p ? ldl_le_p(p) : 0;
+}
+
+static uint64_t get_u64(Reader *r)
+{
+    const uint8_t *p = take(r, 8);
+
+    return p ? ldq_le_p(p) : 0;
+}
+
+static uint8_t get_u8(Reader *r)
+{
+    const uint8_t *p = take(r, 1);
+
+    return p ? *p : 0;
+}
+
+static void get_queue(Reader *r, GQueue *q)
+{
+    uint32_t n = get_u32(r);
+    uint32_t k;
+    int i;
+
+    g_queue_init(q);
+    for (k = 0; k < n && !r->bad; k++) {
+        ReplayEvent *ev = g_new0(ReplayEvent, 1);
+        const uint8_t *data;
+
+        ev->kind = get_u32(r);
+        ev->icount = get_u64(r);
+        for (i = 0; i < 3; i++) {
+            ev->arg[i] = get_u64(r);
+        }
+        ev->len = get_u32(r);
+        r->bad |= ev->kind >= REPLAY_EV__MAX ||
+                  ev->len > REPLAY_EVENT_MAX_DATA;
+        data = take(r, r->bad ? 0 : ev->len);
+        ev->data = ev->len && data ? g_memdup2(data, ev->len) : NULL;
+        if (r->bad) {
+            ev->len = 0;
+        }
+        g_queue_push_tail(q, ev);
+    }
+}
+
+bool replay_engine_deserialize(const uint8_t *buf, size_t len, Error **errp)
+{
+    ReplayEngineState *s = g_new0(ReplayEngineState, 1);
+    Reader r = { .p = buf, .left = len };
+    uint32_t n;
+    int32_t kind;
+    int i;
+
+    s->log.chunk = get_u32(&r);
+    s->log.event = get_u32(&r);
+    s->decoded_icount = get_u64(&r);
+    s->consumed = get_u64(&r);
+    s->last_consumed_icount = get_u64(&r);
+    s->consumed_at_icount = get_u64(&r);
+    s->vcpu_event.icount = get_u64(&r);
+    s->vcpu_event.start = get_u64(&r);
+    s->vcpu_event.end = get_u64(&r);
+    s->vcpu_event.counted = get_u8(&r);
+    s->vcpu_events = get_u64(&r);
+    s->next_bh_id = get_u64(&r);
+    s->next_block_id = get_u64(&r);
+    s->log_exhausted = get_u8(&r);
+    s->at_end = get_u8(&r);
+    s->shutdown_icount = get_u64(&r);
+    n = get_u32(&r);
+    if (n != UINT32_MAX) {
+        const uint8_t *regs = take(&r, n);
+
+        s->sync_regs = g_byte_array_new();
+        if (regs) {
+            g_byte_array_append(s->sync_regs, regs, n);
+        }
+    }
+    for (i = 0; i < REPLAY_CLOCK_COUNT; i++) {
+        s->clock_now[i] = get_u64(&r);
+    }
+    kind = get_u32(&r);
+    if (kind >= 0 && kind < REPLAY_EV__MAX) {
+        s->last_kind_name = replay_event_name(kind);
+    }
+    get_queue(&r, &s->pending);
+    for (i = 0; i < REPLAY_CH__MAX; i++) {
+        get_queue(&r, &s->channel[i]);
+    }
+    if (r.bad || r.left) {
+        error_setg(errp, "the replay state in the snapshot is malformed");
+    } else {
+        replay_engine_restore(s);
+    }
+    replay_engine_free(s);
+    return !r.bad && !r.left;
 }

@@ -47,6 +47,15 @@ void replay_configure(QemuOpts *opts)
 {
 }
 
+bool replay_load_snapshot_begin(Error **errp)
+{
+    return true;
+}
+
+void replay_load_snapshot_end(bool loaded)
+{
+}
+
 void replay_flush_events(void)
 {
 }

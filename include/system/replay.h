@@ -181,6 +181,10 @@ bool blkreplay_busy(void);
 BlkreplaySnapshot *blkreplay_snapshot_save(size_t *bytes);
 void blkreplay_snapshot_load(BlkreplaySnapshot *snap);
 void blkreplay_snapshot_free(BlkreplaySnapshot *snap);
+/* The overlays as bytes, for a savevm snapshot, and back. */
+GByteArray *blkreplay_overlays_serialize(void);
+bool blkreplay_overlays_deserialize(const uint8_t *buf, size_t len,
+                                    Error **errp);
 
 /* ---- character devices ---- */
 
@@ -221,5 +225,13 @@ const char *replay_gdb_stop_reason(void);
 void replay_vmstate_init(void);
 /* Whether a snapshot may be taken now (no events in flight). */
 bool replay_can_snapshot(void);
+/*
+ * loadvm: begin says whether the snapshot may be loaded now (in record,
+ * never: a recording cannot go back in time), and makes what the reset
+ * and the load do outside the recording; end, after the load, checks
+ * that the snapshot took the replay to a position of its log.
+ */
+bool replay_load_snapshot_begin(Error **errp);
+void replay_load_snapshot_end(bool loaded);
 
 #endif

@@ -441,6 +441,109 @@ def test_gdb_continue_at_the_end(tmp_path, recordings, machine):
         r.quit()
 
 
+def hmp(r, line):
+    return r.qmp.ok('human-monitor-command', **{'command-line': line})
+
+
+def vmstate_disk(tmp_path):
+    """A qcow2 image for savevm to keep the machine's state in, attached
+    to no device (so it needs no blkreplay)."""
+    img = tmp_path / 'vmstate.qcow2'
+    subprocess.run([str(q.QEMU_BUILD / 'qemu-img'), 'create', '-q', '-f',
+                    'qcow2', str(img), '16M'], check=True)
+    return ['-drive', f'file={img},if=none,id=vmstate,format=qcow2']
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_savevm_loadvm_in_replay(tmp_path, recordings, machine):
+    """loadvm in a replay takes the replay back to where savevm was: the
+    same instruction count, the same machine, time travel from there, and
+    the rest of the replay as recorded."""
+    log, recorded = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    args = q.baremetal_args(machine) + vmstate_disk(tmp_path)
+    d = tmp_path / 'replay'
+    d.mkdir()
+    r = Replay(d, arch, args, log)
+    try:
+        end = log_end(r)
+        here = end // 3
+        assert r.qmp.seek(here) == here
+        out = hmp(r, 'savevm s1')
+        assert 'rror' not in out, out
+        saved = machine_state(r, d, 64 << 20)
+        assert r.qmp.seek(end - 1000) == end - 1000
+        out = hmp(r, 'loadvm s1')
+        assert 'rror' not in out, out
+        assert r.qmp.ok('query-replay')['icount'] == here
+        assert machine_state(r, d, 64 << 20) == saved
+        # time travel goes on from there
+        assert r.qmp.seek(here // 2) == here // 2
+        assert r.qmp.seek(here) == here
+        assert machine_state(r, d, 64 << 20) == saved
+        # and so does the replay, from the log's position that loadvm
+        # brought back (no snapshot of time travel in between)
+        assert r.qmp.seek(end - 1000) == end - 1000
+        out = hmp(r, 'loadvm s1')
+        assert 'rror' not in out, out
+        assert r.qmp.ok('query-replay')['icount'] == here
+        before = r.serial.stat().st_size
+        r.qmp.ok('cont')
+        assert r.wait() == 0, r.stderr()
+        assert 'diverged' not in r.stderr(), r.stderr()
+        rest = r.serial.read_bytes()[before:]
+        assert rest and recorded.endswith(rest), rest[-300:]
+        assert b'QRR-GUEST end' in rest
+    finally:
+        r.quit()
+
+
+def test_rrsnapshot_and_loadvm_rules(tmp_path):
+    """rrsnapshot=: the recording saves a snapshot at its start and the
+    replay loads it; loading it again mid-replay goes back to the start.
+    loadvm is refused while recording, with the reason."""
+    args = q.baremetal_args('pc') + vmstate_disk(tmp_path)
+    log = tmp_path / 'snap.rr'
+    rec = q.run('x86_64', args + q.icount_opt('record', log,
+                                              'rrsnapshot=init'), typed='t')
+    assert rec.rc == 0, rec.describe()
+    recorded = rec.guest_output()
+    d = tmp_path / 'replay'
+    d.mkdir()
+    r = Replay(d, 'x86_64', args, log, 'rrsnapshot=init')
+    try:
+        assert r.qmp.ok('query-replay')['icount'] == 0
+        start = machine_state(r, d, 64 << 20)
+        assert r.qmp.seek(2000000) == 2000000
+        out = hmp(r, 'loadvm init')
+        assert 'rror' not in out, out
+        assert r.qmp.ok('query-replay')['icount'] == 0
+        assert machine_state(r, d, 64 << 20) == start
+        before = r.serial.stat().st_size
+        r.qmp.ok('cont')
+        assert r.wait() == 0, r.stderr()
+        assert r.serial.read_bytes()[before:] == recorded
+    finally:
+        r.quit()
+    # while recording
+    qmp_path = tmp_path / 'rec.qmp'
+    p = subprocess.Popen([str(q.qemu_binary('x86_64'))] + args +
+                         q.icount_opt('record', tmp_path / 'again.rr',
+                                      'rrsnapshot=init') +
+                         ['-qmp', f'unix:{qmp_path},server=on,wait=off',
+                          '-S'], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        m = QMP(qmp_path)
+        out = m.ok('human-monitor-command',
+                   **{'command-line': 'loadvm init'})
+        assert 'loadvm is refused while recording' in out, out
+        m.cmd('quit')
+        m.close()
+    finally:
+        p.wait(30)
+
+
 def test_seek_without_time_travel(tmp_path, recordings):
     """rrbudget=0: forward seeks only, backwards is a clear error."""
     log, _ = recordings('pc')
