@@ -471,6 +471,15 @@ static double tt_gap_wanted(uint64_t d, double cap)
     return MIN(MAX(d / 4.0, (double)tt.interval), cap);
 }
 
+/* The largest gap wanted: the average gap (see tt_gap_wanted()). */
+static double tt_gap_cap(void)
+{
+    uint64_t span = snap_at(tt.snaps->len - 1)->pos.icount -
+                    snap_at(0)->pos.icount;
+
+    return MAX((double)span / tt.snaps->len, (double)tt.interval);
+}
+
 /*
  * Stay within the budget: merge away snapshots between the first and the
  * last, each time the one whose removal leaves the smallest gap for its
@@ -482,9 +491,7 @@ static bool tt_fit_budget(void)
     bool thinned = false;
 
     while (tt.used > tt.budget && tt.snaps->len > 2) {
-        uint64_t span = snap_at(tt.snaps->len - 1)->pos.icount -
-                        snap_at(0)->pos.icount;
-        double cap = MAX((double)span / tt.snaps->len, (double)tt.interval);
+        double cap = tt_gap_cap();
         double best = 0;
         guint i, pick = 1;
 
@@ -669,6 +676,30 @@ static void tt_take(CPUState *cpu)
     tt_plan_next();
 }
 
+/*
+ * A move on its way to a break position far ahead fills the gaps it
+ * crosses only as densely as thinning would keep them once it has
+ * arrived: where the user lands matters, not the way there.  Otherwise
+ * each long seek would insert a snapshot every interval and thin all
+ * the history elsewhere to pay for them.  Snapshots after the newest,
+ * and those of a replay running with no break ahead, are always taken.
+ */
+static bool tt_worth_filling(void)
+{
+    ReplayPos now = replay_position();
+    int64_t target = replay_state.break_icount;
+    int p = tt_find(&now, true);
+
+    if (p < 0 || p + 1 == (int)tt.snaps->len ||
+        target <= (int64_t)now.icount ||
+        now.icount - snap_at(p)->pos.icount >=
+        tt_gap_wanted(target - now.icount, tt_gap_cap())) {
+        return true;
+    }
+    tt.next_at = now.icount + tt.interval;
+    return false;
+}
+
 void replay_tt_slice_end(void)
 {
     CPUState *cpu = first_cpu;
@@ -689,7 +720,7 @@ void replay_tt_slice_end(void)
     }
     /* a later snapshot may have been passed since the plan was made */
     tt_plan_next();
-    if (replay_icount() >= tt.next_at) {
+    if (replay_icount() >= tt.next_at && tt_worth_filling()) {
         tt_take(cpu);
     }
 }
