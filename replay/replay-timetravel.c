@@ -749,6 +749,27 @@ static void tt_abandon_position(void)
     replay_state.tt_abandoning = false;
 }
 
+/*
+ * The vCPUs forget the slice, the pending exception and the translated
+ * code of the machine that was there before a restore or a loadvm.
+ */
+static void tt_vcpus_forget(void)
+{
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        cpu->icount_budget = 0;
+        cpu->icount_extra = 0;
+        cpu->neg.icount_decr.u16.low = 0;
+        cpu->exception_index = -1;
+        cpu->cflags_next_tb = -1;
+        tlb_flush(cpu);
+    }
+    if (first_cpu) {
+        tb_flush(first_cpu);
+    }
+}
+
 static void tt_restore(guint k)
 {
     TTSnapshot *s = snap_at(k);
@@ -817,16 +838,10 @@ static void tt_restore(guint k)
     blkreplay_snapshot_load(s->blk);
 
     CPU_FOREACH(cpu) {
-        cpu->icount_budget = 0;
-        cpu->icount_extra = 0;
-        cpu->neg.icount_decr.u16.low = 0;
-        cpu->exception_index = -1;
-        cpu->cflags_next_tb = -1;
         cpu->watchpoint_hit = NULL;
         cpu_single_step(cpu, 0);
-        tlb_flush(cpu);
     }
-    tb_flush(first_cpu);
+    tt_vcpus_forget();
     qemu_clock_notify(QEMU_CLOCK_VIRTUAL);
     tt.restores++;
     tt_plan_next();
@@ -841,7 +856,6 @@ static void tt_restore(guint k)
 void replay_tt_machine_loaded(void)
 {
     ReplayPos now = replay_position();
-    CPUState *cpu;
     guint b;
     int k;
 
@@ -855,17 +869,7 @@ void replay_tt_machine_loaded(void)
     if (k >= 0) {
         tt.base = snap_at(k)->pos;
     }
-    CPU_FOREACH(cpu) {
-        cpu->icount_budget = 0;
-        cpu->icount_extra = 0;
-        cpu->neg.icount_decr.u16.low = 0;
-        cpu->exception_index = -1;
-        cpu->cflags_next_tb = -1;
-        tlb_flush(cpu);
-    }
-    if (first_cpu) {
-        tb_flush(first_cpu);
-    }
+    tt_vcpus_forget();
     tt_plan_next();
 }
 
