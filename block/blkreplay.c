@@ -416,30 +416,6 @@ static int coroutine_fn GRAPH_RDLOCK blkreplay_co_flush(BlockDriverState *bs)
     return 0;
 }
 
-static BlockDriver bdrv_blkreplay = {
-    .format_name            = "blkreplay",
-    .instance_size          = sizeof(BDRVBlkreplayState),
-    .is_filter              = true,
-
-    .bdrv_open              = blkreplay_open,
-    .bdrv_close             = blkreplay_close,
-    .bdrv_child_perm        = blkreplay_child_perm,
-    .bdrv_co_getlength      = blkreplay_co_getlength,
-
-    .bdrv_co_preadv         = blkreplay_co_preadv,
-    .bdrv_co_pwritev        = blkreplay_co_pwritev,
-    .bdrv_co_pwrite_zeroes  = blkreplay_co_pwrite_zeroes,
-    .bdrv_co_pdiscard       = blkreplay_co_pdiscard,
-    .bdrv_co_flush          = blkreplay_co_flush,
-};
-
-static void bdrv_blkreplay_init(void)
-{
-    bdrv_register(&bdrv_blkreplay);
-}
-
-block_init(bdrv_blkreplay_init);
-
 /*
  * The overlays in a savevm snapshot, as bytes: per open drive, in the
  * order they were opened, a u32 count of blocks, then each block's u64
@@ -503,3 +479,27 @@ malformed:
                "this machine's blkreplay drives");
     return false;
 }
+
+static BlockDriver bdrv_blkreplay = {
+    .format_name            = "blkreplay",
+    .instance_size          = sizeof(BDRVBlkreplayState),
+    .is_filter              = true,
+
+    .bdrv_open              = blkreplay_open,
+    .bdrv_close             = blkreplay_close,
+    .bdrv_child_perm        = blkreplay_child_perm,
+    .bdrv_co_getlength      = blkreplay_co_getlength,
+
+    .bdrv_co_preadv         = blkreplay_co_preadv,
+    .bdrv_co_pwritev        = blkreplay_co_pwritev,
+    .bdrv_co_pwrite_zeroes  = blkreplay_co_pwrite_zeroes,
+    .bdrv_co_pdiscard       = blkreplay_co_pdiscard,
+    .bdrv_co_flush          = blkreplay_co_flush,
+};
+
+static void bdrv_blkreplay_init(void)
+{
+    bdrv_register(&bdrv_blkreplay);
+}
+
+block_init(bdrv_blkreplay_init);
