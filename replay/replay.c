@@ -766,15 +766,20 @@ bool replay_has_interrupt(void)
 }
 
 /*
- * Replay: true when the next event is due now and the vCPU loop is the one
- * to consume it, i.e. a sleeping vCPU has something to do.
+ * Replay: true when the vCPU sleeps although the next event is due now
+ * and the vCPU loop is the one to consume it.  The main loop asks on each
+ * pass and wakes the vCPU if so.  A running vCPU gets to the event by
+ * itself: waking it would cut its slice short, and the wake-up notifies
+ * the main loop too, which would then spin at full speed until the event
+ * is consumed.  A vCPU that goes to sleep wakes the main loop, which asks
+ * again.
  */
 bool replay_has_event(void)
 {
     ReplayEvent *h;
 
     if (replay_mode != REPLAY_MODE_PLAY || finished ||
-        replay_break_reached()) {
+        replay_break_reached() || !all_cpu_threads_idle()) {
         return false;
     }
     h = replay_head();
@@ -902,12 +907,18 @@ void replay_async_events(void)
  * consume now.  Its poll timeout comes from host clocks, which say nothing
  * about the recording: without this it would wait for a timer that, in the
  * recording's time, has already expired.
+ *
+ * A stopped machine has nothing due: what the main loop consumes there
+ * (the clock warp's start, the end of the log) waits for it to go on, and
+ * vm_start() wakes the main loop.  Without this, a replay stopped by gdb
+ * or at the recorded power-off would poll without sleeping.
  */
 static bool replay_main_loop_due(void)
 {
     ReplayEvent *h = replay_head();
 
-    if (h->icount != replay_icount() || replay_break_reached()) {
+    if (h->icount != replay_icount() || replay_break_reached() ||
+        !runstate_is_running()) {
         return false;
     }
     switch (h->kind) {

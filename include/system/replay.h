@@ -150,7 +150,7 @@ bool replay_shutdown_request(ShutdownCause cause);
  */
 bool replay_checkpoint(ReplayCheckpoint checkpoint);
 
-/* Replay: true when the next event is due now and is the vCPU loop's. */
+/* Replay: true when the vCPUs sleep but the next event, due now, is theirs. */
 bool replay_has_event(void);
 
 /* ---- asynchronous events ---- */

@@ -441,6 +441,55 @@ def test_gdb_continue_at_the_end(tmp_path, recordings, machine):
         r.quit()
 
 
+def cpu_seconds(pid):
+    """The CPU time process @pid has used (all its threads)."""
+    with open(f'/proc/{pid}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def assert_idle(r, secs=3):
+    """A stopped replay waits: it uses (almost) no CPU time."""
+    t0 = cpu_seconds(r.proc.pid)
+    time.sleep(secs)
+    used = cpu_seconds(r.proc.pid) - t0
+    assert used < secs / 5, \
+        f'the stopped replay used {used:.2f} s of CPU in {secs} s'
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+@pytest.mark.parametrize('how', ['gdb-shutdown', 'gdb-end', 'no-shutdown'])
+def test_stopped_at_the_end_is_idle(tmp_path, recordings, machine, how):
+    """A replay stopped at the end of its log sleeps until told what to
+    do; it does not poll the log's end at full speed.  The stops: gdb's at
+    the recorded power-off, gdb's at the log's end (x86 powers off a few
+    instructions before it), the pause of -no-shutdown at the power-off."""
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    extra = ['-no-shutdown'] if how == 'no-shutdown' else []
+    r = Replay(tmp_path, arch, q.baremetal_args(machine) + extra, log)
+    try:
+        end = log_end(r)
+        if how.startswith('gdb'):
+            n = 1 if how == 'gdb-shutdown' else 2
+            res = r.gdb(arch, baremetal_elf(machine), ['continue'] * n, 120)
+            assert 0 < res[0]['icount'] <= end, res
+            assert res[-1]['icount'] == end or how == 'gdb-shutdown', res
+        else:
+            r.qmp.ok('cont')
+            r.qmp.wait_event('SHUTDOWN')
+            deadline = time.monotonic() + 30
+            while r.qmp.ok('query-status')['status'] == 'running':
+                assert time.monotonic() < deadline, r.stderr()
+                time.sleep(0.1)
+        assert r.proc.poll() is None, r.stderr()
+        assert_idle(r)
+        # and it still answers
+        assert r.qmp.ok('query-replay')['icount'] <= end
+    finally:
+        r.quit()
+
+
 def hmp(r, line):
     return r.qmp.ok('human-monitor-command', **{'command-line': line})
 
