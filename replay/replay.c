@@ -348,6 +348,41 @@ ReplayEvent *replay_head_is(ReplayEventKind kind)
     return h;
 }
 
+/* Events that the vCPU thread consumes in its own loop, never the main one. */
+static bool replay_event_is_vcpus(const ReplayEvent *h)
+{
+    switch (h->kind) {
+    case REPLAY_EV_INTERRUPT:
+    case REPLAY_EV_EXCEPTION:
+        return true;
+    case REPLAY_EV_CHECKPOINT:
+        return h->arg[0] == CHECKPOINT_CLOCK_VIRTUAL ||
+               h->arg[0] == CHECKPOINT_CLOCK_WARP_ACCOUNT;
+    default:
+        return false;
+    }
+}
+
+/*
+ * The next event may be due now, and whoever consumes it may be asleep.
+ * The main loop sleeps in poll; woken, it also wakes a sleeping vCPU (see
+ * replay_has_event()).  The vCPU thread goes on to its own events without
+ * help: waking the main loop for them would make the two hand the replay
+ * mutex to each other once more per event, for nothing.
+ */
+static void replay_wake_consumer(void)
+{
+    ReplayEvent *h = replay_head();
+
+    if (h->icount != replay_icount()) {
+        return;
+    }
+    if (qemu_in_vcpu_thread() && replay_event_is_vcpus(h)) {
+        return;
+    }
+    qemu_notify_event();
+}
+
 void replay_consume(void)
 {
     ReplayEvent *ev = g_queue_pop_head(&replay_state.pending);
@@ -378,10 +413,7 @@ void replay_consume(void)
     g_free(ev);
     replay_state.consumed++;
     rr_note_progress();
-    /* whoever must consume the next event may be asleep */
-    if (replay_head()->icount == replay_icount()) {
-        qemu_notify_event();
-    }
+    replay_wake_consumer();
 }
 
 ReplayEvent *replay_value_take(ReplayChannel ch, uint64_t icount)
@@ -641,9 +673,7 @@ void replay_account_executed_instructions(void)
         return;
     }
     replay_tt_slice_end();
-    if (replay_head()->icount == replay_icount()) {
-        qemu_notify_event();
-    }
+    replay_wake_consumer();
 }
 
 /* A stop at the break position ends it. */
