@@ -609,7 +609,7 @@ def test_seek_without_time_travel(tmp_path, recordings):
 
 @pytest.mark.parametrize('machine', BAREMETAL)
 def test_budget(tmp_path, recordings, machine):
-    """Snapshots stay within rrbudget, by thinning old ones."""
+    """Snapshots stay within rrbudget, and seeks work everywhere."""
     log, _ = recordings(machine)
     arch = q.MACHINES[machine][0]
     budget = 1024 * 1024
@@ -628,12 +628,14 @@ def test_budget(tmp_path, recordings, machine):
             assert s['used'] <= budget, s
             first = first or s['snapshots'][0]
             positions = [x['icount'] for x in s['snapshots']]
-        # the first snapshot stays; old ones were thinned out, recent
-        # ones are denser than old ones
+        # the first snapshot stays.  (Not compared: how dense recent
+        # snapshots are against old ones.  The interval doubles while
+        # snapshots cost more than a tenth of the replay's time, so on a
+        # busy host the newest gap can be the widest.  Thinning itself is
+        # exercised by test_snapshots_restore_exact_state, whose budget
+        # is a twentieth of what the history needs.)
         assert positions[0] == first['icount']
         assert len(positions) >= 3
-        gaps = [b - a for a, b in zip(positions, positions[1:])]
-        assert gaps[-1] <= gaps[0], positions
         # seeking still works everywhere
         for t in (1, end // 2 + 7, end // 7):
             assert r.qmp.seek(t) == t
