@@ -178,6 +178,13 @@ ReplayEngineState *replay_engine_save(void);
 void replay_engine_restore(const ReplayEngineState *s);
 void replay_engine_free(ReplayEngineState *s);
 size_t replay_engine_size(const ReplayEngineState *s);
+
+/* The guest's pending timers, for time travel (replay-timers.c) */
+typedef struct ReplayTimers ReplayTimers;
+ReplayTimers *replay_timers_save(void);
+void replay_timers_restore(const ReplayTimers *rt);
+void replay_timers_free(ReplayTimers *rt);
+size_t replay_timers_size(const ReplayTimers *rt);
 /* For a loadvm: the main thread lets the vCPU take the replay mutex. */
 bool replay_mutex_give_away(void);
 void replay_mutex_take_back(void);

@@ -65,8 +65,10 @@
  * say, plus those that differ between snapshot k and the tip, which are
  * the pages of the increments after k.  The latter then become since_tip.
  * Device state is loaded after RAM (devices read guest memory in their
- * post_load), then the overlays and the engine state, and translated code
- * is flushed.
+ * post_load), then the overlays and the engine state; then the guest's
+ * timers are put back as they were (replay-timers.c: post_load may arm
+ * timers that were not pending, the reset stops those that vmstate does
+ * not hold), and translated code is flushed.
  *
  * MOVING
  *
@@ -151,6 +153,7 @@ typedef struct TTSnapshot {
     ReplayEngineState *engine;
     BlkreplaySnapshot *blk;
     size_t blk_bytes;
+    ReplayTimers *timers;       /* the guest's pending timers */
     GArray **pages;             /* per TTBlock: TTPage by index */
     uint64_t npages;            /* pages holding data */
     size_t bytes;               /* memory held */
@@ -371,6 +374,7 @@ static void tt_snapshot_free(TTSnapshot *s)
     g_free(s->dev);
     replay_engine_free(s->engine);
     blkreplay_snapshot_free(s->blk);
+    replay_timers_free(s->timers);
     g_free(s);
 }
 
@@ -394,7 +398,7 @@ static void tt_snapshot_account(TTSnapshot *s)
 
     s->npages = 0;
     s->bytes = sizeof(*s) + s->dev_len + replay_engine_size(s->engine) +
-               s->blk_bytes;
+               s->blk_bytes + replay_timers_size(s->timers);
     for (i = 0; i < tt.blocks->len; i++) {
         s->bytes += tt_pages_bytes(s->pages[i], &s->npages);
     }
@@ -658,6 +662,7 @@ static void tt_take(CPUState *cpu)
     s->pos = now;
     s->engine = replay_engine_save();
     s->blk = blkreplay_snapshot_save(&s->blk_bytes);
+    s->timers = replay_timers_save();
     s->taken_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     s->pages = g_new0(GArray *, tt.blocks->len);
     for (b = 0; b < tt.blocks->len; b++) {
@@ -836,6 +841,7 @@ static void tt_restore(guint k)
         replay_fatal("record/replay: time travel: %s", error_get_pretty(err));
     }
     blkreplay_snapshot_load(s->blk);
+    replay_timers_restore(s->timers);
 
     CPU_FOREACH(cpu) {
         cpu->watchpoint_hit = NULL;

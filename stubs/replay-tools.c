@@ -49,6 +49,10 @@ bool replay_checkpoint(ReplayCheckpoint checkpoint)
     return true;
 }
 
+void replay_timer_gone(QEMUTimer *ts)
+{
+}
+
 void replay_async_events(void)
 {
 }

@@ -153,6 +153,12 @@ bool replay_checkpoint(ReplayCheckpoint checkpoint);
 /* Replay: true when the vCPUs sleep but the next event, due now, is theirs. */
 bool replay_has_event(void);
 
+/*
+ * @ts is being freed or de-initialised (timer_free(), timer_deinit()):
+ * time travel's snapshots forget it.
+ */
+void replay_timer_gone(QEMUTimer *ts);
+
 /* ---- asynchronous events ---- */
 
 /* Deliver the asynchronous events due now (record: the queued ones). */
