@@ -1196,6 +1196,13 @@ void replay_finish(void)
         replay_log_close_reader(replay_state.reader);
         replay_state.reader = NULL;
     }
+    /*
+     * Nothing delivers queued callbacks any more, and the block layer's
+     * drain at exit waits for the disk requests whose completions are
+     * queued (a quit while a request is in flight): run them now.
+     */
+    replay_state.events_enabled = false;
+    replay_async_abandon();
 }
 
 /* ---- the engine's state, for time travel ---- */
