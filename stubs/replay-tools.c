@@ -49,10 +49,6 @@ bool replay_checkpoint(ReplayCheckpoint checkpoint)
     return true;
 }
 
-void replay_timer_gone(QEMUTimer *ts)
-{
-}
-
 void replay_async_events(void)
 {
 }
