@@ -185,6 +185,7 @@ ReplayTimers *replay_timers_save(void);
 void replay_timers_restore(const ReplayTimers *rt);
 void replay_timers_free(ReplayTimers *rt);
 size_t replay_timers_size(const ReplayTimers *rt);
+unsigned replay_timers_delay(int64_t ns);
 /* For a loadvm: the main thread lets the vCPU take the replay mutex. */
 bool replay_mutex_give_away(void);
 void replay_mutex_take_back(void);

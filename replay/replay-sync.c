@@ -23,7 +23,10 @@
  * QRR_TEST_PERTURB_REG (gdb number, default 0) and QRR_TEST_PERTURB_BIT
  * (default 0) choose which.  With QRR_TEST_PERTURB_AT_SYNC=1 the flip waits
  * for an event that is a sync point, so that the sync point's register
- * comparison, not a later event, is what sees it.
+ * comparison, not a later event, is what sees it.  With
+ * QRR_TEST_PERTURB_TIMERS_NS=D the replay instead makes the guest's
+ * pending QEMU_CLOCK_VIRTUAL timers D ns late, as a guest that diverged
+ * and programmed them otherwise would have them.
  */
 
 #include "qemu/osdep.h"
@@ -149,7 +152,14 @@ static void perturb(CPUState *cpu)
 
     unsigned reg = env_uint("QRR_TEST_PERTURB_REG", 0);
     unsigned bit = env_uint("QRR_TEST_PERTURB_BIT", 0);
+    unsigned delay = env_uint("QRR_TEST_PERTURB_TIMERS_NS", 0);
 
+    if (delay) {
+        warn_report("record/replay: test: made %u guest timers %u ns late "
+                    "at icount %" PRIu64, replay_timers_delay(delay), delay,
+                    replay_icount());
+        return;
+    }
     if (reg < cpu->gdb_num_g_regs &&
         cc->gdb_read_register(cpu, buf, reg) > bit / 8) {
         buf->data[bit / 8] ^= 1 << (bit % 8);

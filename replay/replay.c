@@ -27,6 +27,7 @@ ReplayState replay_state;
 
 /* How long a replay may make no progress before it is declared stuck. */
 #define REPLAY_STALL_MS 20000
+#define REPLAY_TIMER_STALL_MS 1000
 
 /* ---- the replay mutex ---- */
 
@@ -348,19 +349,29 @@ ReplayEvent *replay_head_is(ReplayEventKind kind)
     return h;
 }
 
+/* Events that only the main loop consumes; the vCPU waits for them. */
+static bool replay_head_wants_main_loop(const ReplayEvent *h)
+{
+    if (h->kind == REPLAY_EV_SHUTDOWN) {
+        return true;
+    }
+    if (h->kind != REPLAY_EV_CHECKPOINT) {
+        return false;
+    }
+    switch (h->arg[0]) {
+    case CHECKPOINT_CLOCK_WARP_ACCOUNT:
+    case CHECKPOINT_CLOCK_VIRTUAL:
+        return false;
+    default:
+        return true;
+    }
+}
+
 /* Events that the vCPU thread consumes in its own loop, never the main one. */
 static bool replay_event_is_vcpus(const ReplayEvent *h)
 {
-    switch (h->kind) {
-    case REPLAY_EV_INTERRUPT:
-    case REPLAY_EV_EXCEPTION:
-        return true;
-    case REPLAY_EV_CHECKPOINT:
-        return h->arg[0] == CHECKPOINT_CLOCK_VIRTUAL ||
-               h->arg[0] == CHECKPOINT_CLOCK_WARP_ACCOUNT;
-    default:
-        return false;
-    }
+    return h->kind == REPLAY_EV_INTERRUPT || h->kind == REPLAY_EV_EXCEPTION ||
+           (h->kind == REPLAY_EV_CHECKPOINT && !replay_head_wants_main_loop(h));
 }
 
 /*
@@ -536,22 +547,33 @@ bool replay_break_reached(void)
     return replay_state.frozen;
 }
 
-/* Events that only the main loop consumes; the vCPU waits for them. */
-static bool replay_head_wants_main_loop(const ReplayEvent *h)
+/*
+ * The recording ran a guest timer at @icount (the head is a CLOCK_VIRTUAL
+ * checkpoint there), but none is due in the replay, so nothing will ever
+ * consume it: the guest has diverged (it programmed its timers otherwise).
+ */
+static void replay_check_timer_due(uint64_t icount)
 {
-    if (h->kind == REPLAY_EV_SHUTDOWN) {
-        return true;
+    ReplayEvent *h = replay_head();
+    g_autofree char *replayed = NULL;
+    int64_t deadline;
+
+    if (h->kind != REPLAY_EV_CHECKPOINT || h->icount != icount ||
+        h->arg[0] != CHECKPOINT_CLOCK_VIRTUAL) {
+        return;
     }
-    if (h->kind != REPLAY_EV_CHECKPOINT) {
-        return false;
+    deadline = qemu_clock_deadline_ns_all(QEMU_CLOCK_VIRTUAL, 0);
+    if (deadline == 0) {
+        return;
     }
-    switch (h->arg[0]) {
-    case CHECKPOINT_CLOCK_WARP_ACCOUNT:
-    case CHECKPOINT_CLOCK_VIRTUAL:
-        return false;
-    default:
-        return true;
-    }
+    replayed = deadline < 0
+        ? g_strdup("no guest timer pending")
+        : g_strdup_printf("its next guest timer due in %" PRId64 " ns",
+                          deadline);
+    replay_fatal("record/replay: replay diverged at icount %" PRIu64
+                 " (after %s): the recording ran a guest timer here, the "
+                 "replay has %s", icount, replay_state.last_kind_name,
+                 replayed);
 }
 
 static void replay_check_stall(void)
@@ -569,6 +591,10 @@ static void replay_check_stall(void)
         last_icount = icount;
         since = now;
         return;
+    }
+    if (now - since >= REPLAY_TIMER_STALL_MS) {
+        /* not at once: the main loop may be about to arm a timer */
+        replay_check_timer_due(icount);
     }
     if (now - since < REPLAY_STALL_MS) {
         return;

@@ -77,3 +77,32 @@ def test_register_flip_is_reported_with_its_diff(log, point):
     assert m, err
     assert int(m.group(1)) == flipped
     assert int(m.group(2), 16) ^ int(m.group(3), 16) == 1 << 40
+
+
+# A guest that diverged and programmed its timers otherwise meets, at the
+# recording's next timer checkpoint, no timer due.  That is reported where
+# it happens, within a second, not by the watchdog after 20 s.  The test
+# makes the guest's timers 1 ms late (QRR_TEST_PERTURB_TIMERS_NS) on the
+# x86 bare-metal guest, whose PIT timer is pending at every interrupt.
+@pytest.mark.parametrize('machine', ['pc', 'q35'])
+def test_late_timer_is_reported_where_it_happens(tmp_path, machine):
+    arch = q.MACHINES[machine][0]
+    args = q.baremetal_args(machine)
+    log = tmp_path / 'bm.rr'
+    rec = q.run(arch, args + q.icount_opt('record', log), typed='r')
+    assert rec.rc == 0, rec.describe()
+    env = dict(os.environ, QRR_TEST_PERTURB_ICOUNT='20000000',
+               QRR_TEST_PERTURB_TIMERS_NS='1000000')
+    rep = q.run(arch, args + q.icount_opt('replay', log), typed='r',
+                env=env, timeout=60)
+    assert rep.rc == 1, rep.describe()
+    err = rep.err.decode()
+    late = int(re.search(r'made [1-9]\d* guest timers 1000000 ns late at '
+                         r'icount (\d+)', err).group(1))
+    m = re.search(r'replay diverged at icount (\d+) \(after \w+\): the '
+                  r'recording ran a guest timer here, the replay has its '
+                  r'next guest timer due in (\d+) ns', err)
+    assert m, err
+    assert late <= int(m.group(1)) < late + 2_000_000, err
+    assert 0 < int(m.group(2)) <= 1_000_000, err
+    assert rep.elapsed < 15, f'reported after {rep.elapsed:.1f} s'
