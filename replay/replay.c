@@ -562,6 +562,9 @@ static void replay_check_timer_due(uint64_t icount)
         h->arg[0] != CHECKPOINT_CLOCK_VIRTUAL) {
         return;
     }
+    if (first_cpu && (first_cpu->singlestep_enabled & SSTEP_NOTIMER)) {
+        return;                 /* the clock is off while gdb steps */
+    }
     deadline = qemu_clock_deadline_ns_all(QEMU_CLOCK_VIRTUAL, 0);
     if (deadline == 0) {
         return;
