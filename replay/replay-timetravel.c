@@ -43,13 +43,17 @@
  * and the last is merged into its successor (its pages that the successor
  * lacks move there).  The one merged is the one whose removal leaves the
  * smallest gap for its distance d from the current position, the gap
- * wanted being the interval near it, d / 4 further away and at most the
- * average gap: history stays dense where the user works, and is covered
- * evenly elsewhere (on the benchmark's guest, 65 s of guest time in 125
- * snapshots: a gap of 10 M instructions at the current position, about
- * 250 M far from it).  The interval is 10 M instructions when
- * the budget is full, down to 1 M while it is mostly unused, and doubles
- * when taking snapshots costs more than a tenth of the replay's time.
+ * wanted being the interval near it, d / 2 further back and d further
+ * ahead, and at most the average gap: history stays dense where the user
+ * works, and is covered evenly elsewhere.  A move towards a break far
+ * ahead (a seek) does not take a snapshot every interval to thin them
+ * later: it takes them as far apart as the budget will allow once it has
+ * arrived (tt_worth_filling()), so that the history it leaves is even (on
+ * the benchmark's guest, 65 s of guest time in 125 snapshots: a gap of
+ * 10 M instructions at the current position, about 370 M far from it).
+ * The interval is 10 M instructions when the budget is full, down to 1 M
+ * while it is mostly unused, and doubles when taking snapshots costs more
+ * than a tenth of the replay's time.
  *
  * RESTORING
  *
@@ -85,6 +89,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <math.h>
 #include "qapi/error.h"
 #include "qapi/qapi-commands-replay.h"
 #include "qemu/bitmap.h"
@@ -463,16 +468,42 @@ static void tt_merge(guint i)
 }
 
 /*
- * The gap between snapshots wanted at distance @d from the current
- * position: the interval near it, growing with the distance (so that
- * going back a little stays cheap wherever the user is), up to @cap (so
- * that history far away is still covered evenly).  A quarter of the
- * distance leaves most of the snapshots to the even part: with n of them
- * over a span L, about 4 ln(cap / interval) form the ramp.
+ * How fast the gap wanted grows with the distance from the current
+ * position, behind it and ahead of it (see tt_gap_wanted()).
  */
-static double tt_gap_wanted(uint64_t d, double cap)
+#define TT_RAMP_BEHIND 2.0
+#define TT_RAMP_AHEAD 1.0
+
+/*
+ * The gap between snapshots wanted at instruction count @at when the
+ * current position is @focus: the interval near it, growing with the
+ * distance d (so that going back a little stays cheap wherever the user
+ * is), up to @cap (so that history far away is still covered evenly).
+ * Behind the position it grows as d / 2: going back d then replays at
+ * most d / 2 from the snapshot before.  Ahead, as d: running forward d
+ * from the position itself costs as much, so closer snapshots there buy
+ * little.  With cap / interval = r, the ramp behind holds about
+ * ln r / ln 1.5 snapshots (9 for r = 35), the one ahead ln r / ln 2,
+ * leaving most of them to the even part.
+ */
+static double tt_gap_wanted(uint64_t at, uint64_t focus, double cap)
 {
-    return MIN(MAX(d / 4.0, (double)tt.interval), cap);
+    double d = at > focus ? (at - focus) / TT_RAMP_AHEAD :
+                            (focus - at) / TT_RAMP_BEHIND;
+
+    return MIN(MAX(d, (double)tt.interval), cap);
+}
+
+/*
+ * About how many snapshots the ramp behind the position holds for @cap,
+ * with the interval it has when the budget is full (the interval itself
+ * changes as the budget fills, and a plan made with it would not stay
+ * even).
+ */
+static double tt_ramp_count(double cap)
+{
+    return log(MAX(cap / TT_INTERVAL_INITIAL, 1.0)) /
+           log1p(1 / TT_RAMP_BEHIND);
 }
 
 /* The largest gap wanted: the average gap (see tt_gap_wanted()). */
@@ -482,6 +513,28 @@ static double tt_gap_cap(void)
                     snap_at(0)->pos.icount;
 
     return MAX((double)span / tt.snaps->len, (double)tt.interval);
+}
+
+/*
+ * The even gap that the budget will allow between the first snapshot and
+ * @target, judged by the newest snapshot's size: the snapshots that fit
+ * in the budget besides the first, less those of the ramp behind it (a
+ * seek leaves none ahead of where it lands).  The
+ * average gap (tt_gap_cap()) if it is larger, or with a single snapshot.
+ */
+static double tt_gap_foreseen(uint64_t target)
+{
+    TTSnapshot *first = snap_at(0), *tip = snap_at(tt.snaps->len - 1);
+    double cap = tt_gap_cap(), n, even;
+
+    if (tt.snaps->len < 2 || tt.budget <= first->bytes ||
+        target <= first->pos.icount) {
+        return cap;
+    }
+    n = (double)(tt.budget - first->bytes) / MAX(tip->bytes, 1);
+    even = (target - first->pos.icount) / MAX(n, 1.0);
+    n = MAX(n - tt_ramp_count(even), n / 2);
+    return MAX(cap, (target - first->pos.icount) / n);
 }
 
 /*
@@ -503,8 +556,7 @@ static bool tt_fit_budget(void)
             uint64_t at = snap_at(i)->pos.icount;
             double gap = snap_at(i + 1)->pos.icount -
                          snap_at(i - 1)->pos.icount;
-            double score = gap / tt_gap_wanted(at > focus ? at - focus :
-                                               focus - at, cap);
+            double score = gap / tt_gap_wanted(at, focus, cap);
 
             if (i == 1 || score < best) {
                 best = score;
@@ -682,23 +734,31 @@ static void tt_take(CPUState *cpu)
 }
 
 /*
- * A move on its way to a break position far ahead fills the gaps it
- * crosses only as densely as thinning would keep them once it has
- * arrived: where the user lands matters, not the way there.  Otherwise
- * each long seek would insert a snapshot every interval and thin all
- * the history elsewhere to pay for them.  Snapshots after the newest,
- * and those of a replay running with no break ahead, are always taken.
+ * A move on its way to a break position far ahead takes snapshots only
+ * as densely as thinning would keep them once it has arrived: where the
+ * user lands matters, not the way there.  Otherwise each long seek would
+ * insert a snapshot every interval and thin all the history elsewhere to
+ * pay for them.  In a gap it crosses, that is the gap wanted there.
+ * After the newest snapshot, that is the even gap the budget will allow
+ * up to the break (tt_gap_foreseen()): placed evenly as the replay first
+ * gets there, history far from the user needs no thinning, which can only
+ * merge neighbours and leaves gaps twice as wide beside others.
+ * Snapshots of a replay running with no break ahead are always taken.
  */
 static bool tt_worth_filling(void)
 {
     ReplayPos now = replay_position();
     int64_t target = replay_state.break_icount;
     int p = tt_find(&now, true);
+    double cap;
 
-    if (p < 0 || p + 1 == (int)tt.snaps->len ||
-        target <= (int64_t)now.icount ||
-        now.icount - snap_at(p)->pos.icount >=
-        tt_gap_wanted(target - now.icount, tt_gap_cap())) {
+    if (p < 0 || target <= (int64_t)now.icount) {
+        return true;
+    }
+    cap = p + 1 == (int)tt.snaps->len ? tt_gap_foreseen(target) :
+                                        tt_gap_cap();
+    if (now.icount - snap_at(p)->pos.icount >=
+        tt_gap_wanted(now.icount, target, cap)) {
         return true;
     }
     tt.next_at = now.icount + tt.interval;

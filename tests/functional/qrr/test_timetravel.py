@@ -15,9 +15,11 @@
 
 import hashlib
 import json
+import math
 import os
 import random
 import re
+import statistics
 import subprocess
 import time
 
@@ -417,6 +419,46 @@ def test_snapshots_restore_exact_state(tmp_path, recordings,
         s = r.qmp.ok('query-replay-snapshots')
         assert s['used'] <= s['budget'], s
         assert s['restores'] >= len(moves), s
+    finally:
+        r.quit()
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
+def test_seek_leaves_even_history(tmp_path, bench_recordings, machine):
+    """A seek far ahead places its snapshots as evenly and as densely as
+    the budget allows, so that a later seek anywhere back replays at most
+    about one even gap.  On the bench guest every snapshot holds about
+    1 MiB, so rrbudget=24M holds some 22 of them, a few of which form the
+    ramp that leads to the landing (the gap wanted growing by half the
+    distance from it, from the 10 M interval).  Thinning snapshots taken
+    every interval (the way to place them without foresight) can only
+    merge neighbours, and leaves gaps up to twice as wide as others."""
+    log = bench_recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, bench_args(machine), log, 'rrbudget=24M')
+    try:
+        end = log_end(r)
+        assert r.qmp.seek(end - 1000) == end - 1000
+        s = r.qmp.ok('query-replay-snapshots')
+        assert s['used'] <= s['budget'], s
+        snaps = s['snapshots']
+        at = [x['icount'] for x in snaps]
+        span = end - at[0]
+        # the part far from the landing, before the ramp that leads there
+        far = [b - a for a, b in zip(at, at[1:]) if b <= at[0] + span * 0.7]
+        assert len(far) >= 8, at
+        assert max(far) <= 1.2 * statistics.median(far), at
+        # as dense as the budget allows: what fits besides the first
+        # snapshot, less the ramp; each taken at the first quiet point
+        # once its gap is reached, up to about an interval later
+        size = statistics.median(x['size'] for x in snaps[1:])
+        fit = (s['budget'] - snaps[0]['size']) / size
+        ramp = math.log(max(span / fit / 10e6, 1)) / math.log(1.5)
+        assert max(far) <= 1.1 * span / (fit - ramp) + s['interval'], \
+            (at, fit, ramp)
+        # and a seek back into it replays at most one of those gaps
+        t = at[0] + span // 3
+        assert r.qmp.seek(t) == t
     finally:
         r.quit()
 
