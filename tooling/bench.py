@@ -267,7 +267,7 @@ def tt_args(arch, serial):
 class TTQemu:
     """One QEMU of the timetravel bench, with QMP and a gdb server."""
 
-    def __init__(self, flavour, arch, mode, d, tag, timeout):
+    def __init__(self, flavour, arch, mode, d, tag, timeout, icount_extra=''):
         self.d = d
         self.tag = tag
         self.timeout = timeout
@@ -276,7 +276,8 @@ class TTQemu:
         for p in (self.qmp_path, self.gdb_path):
             if p.exists():
                 p.unlink()
-        icount = f'shift=auto,rr={mode},rrfile={d / "bench.rr"}'
+        icount = f'shift=auto,rr={mode},rrfile={d / "bench.rr"}' + \
+            icount_extra
         extra = []
         if flavour == 'upstream':
             icount += ',rrsnapshot=init'
