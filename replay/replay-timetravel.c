@@ -74,17 +74,6 @@
  * timers that were not pending, the reset stops those that vmstate does
  * not hold), and translated code is flushed.
  *
- * The softmmu TLB sizes itself from how many of its entries were used
- * between two flushes, and only when it is flushed.  A restore flushes
- * it with the use of the position left, which may be small (a move that
- * ran few instructions): then a guest that never flushes its TLB itself
- * (bare metal with the MMU off) keeps a TLB smaller than its working set
- * and replays several times slower until the next restore.  So the TLB
- * is also flushed 1 M instructions after a restore, then at doubling
- * distances up to every 64 M (tt_tlb_resize_point()), which lets it grow
- * to the guest's use within a few M instructions.  A flush changes
- * nothing that the guest sees.
- *
  * MOVING
  *
  * Every move (replay-seek, gdb's reverse-stepi and reverse-continue)
@@ -132,10 +121,6 @@
 #include "trace.h"
 
 #define TT_INTERVAL_INITIAL (10 * 1000 * 1000)
-
-/* Distances between the TLB flushes after a restore (see RESTORING) */
-#define TT_TLB_STEP_MIN (1 << 20)
-#define TT_TLB_STEP_MAX (64 << 20)
 #define TT_INTERVAL_MIN (1000 * 1000)
 #define TT_INTERVAL_MAX (UINT64_C(1) << 40)
 
@@ -199,8 +184,6 @@ static struct {
     uint64_t budget;
     uint64_t interval;
     uint64_t next_at;           /* icount of the next snapshot */
-    uint64_t tlb_at;            /* icount of the next TLB flush, or 0 */
-    uint64_t tlb_step;          /* distance to the one after it */
     /*
      * The snapshot that the dirty log counts from (with since_base): the
      * one restored or taken last, or the one before it if that was merged
@@ -782,30 +765,9 @@ static bool tt_worth_filling(void)
     return false;
 }
 
-/*
- * Let the TLB size itself to the guest's use after a restore: flush it
- * at doubling distances (see RESTORING).  On the vCPU thread, between two
- * slices.
- */
-static void tt_tlb_resize_point(void)
-{
-    CPUState *cpu;
-
-    if (!tt.tlb_at || replay_icount() < tt.tlb_at) {
-        return;
-    }
-    CPU_FOREACH(cpu) {
-        tlb_flush(cpu);
-    }
-    tt.tlb_step = MIN(tt.tlb_step * 2, TT_TLB_STEP_MAX);
-    tt.tlb_at = replay_icount() + tt.tlb_step;
-}
-
 void replay_tt_slice_end(void)
 {
     CPUState *cpu = first_cpu;
-
-    tt_tlb_resize_point();
 
     /*
      * Not while a search walks the snapshots by index, nor while gdb
@@ -871,8 +833,6 @@ static void tt_vcpus_forget(void)
     if (first_cpu) {
         tb_flush(first_cpu);
     }
-    tt.tlb_step = TT_TLB_STEP_MIN;
-    tt.tlb_at = replay_icount() + tt.tlb_step;
 }
 
 static void tt_restore(guint k)
