@@ -518,9 +518,9 @@ static double tt_gap_cap(void)
 /*
  * The even gap that the budget will allow between the first snapshot and
  * @target, judged by the newest snapshot's size: the snapshots that fit
- * in the budget besides the first, less those of the ramp behind it (a
- * seek leaves none ahead of where it lands).  The
- * average gap (tt_gap_cap()) if it is larger, or with a single snapshot.
+ * in the budget besides the first, less those of the ramp behind @target
+ * (a seek leaves none ahead of where it lands).  The average gap
+ * (tt_gap_cap()) if that is larger, or if there is a single snapshot.
  */
 static double tt_gap_foreseen(uint64_t target)
 {
