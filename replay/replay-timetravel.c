@@ -800,9 +800,22 @@ void replay_tt_slice_end(void)
  * false: an empty FIFO, a timer not pending); without the reset those
  * would keep their values from the position left.  QEMU's loadvm resets
  * the machine for the same reason.
+ *
+ * The TLBs are flushed first, and without shrinking them: cputlb sizes a
+ * TLB at each flush by the entries used since the flush before, and here
+ * those are the few pages that the replay touched since the restore
+ * before.  The reset's own flush then finds the resize window just opened
+ * and keeps the size too.  Otherwise a guest that never flushes its TLB
+ * itself (bare metal, MMU off) would run on with one too small for its
+ * working set, several times slower, until the next restore.
  */
 static void tt_abandon_position(void)
 {
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        tlb_flush_no_shrink(cpu);
+    }
     replay_state.tt_abandoning = true;
     replay_state.tt_busy = true;
     replay_async_abandon();
@@ -816,7 +829,9 @@ static void tt_abandon_position(void)
 
 /*
  * The vCPUs forget the slice, the pending exception and the translated
- * code of the machine that was there before a restore or a loadvm.
+ * code of the machine that was there before a restore or a loadvm.  Their
+ * TLBs keep their size, as in tt_abandon_position(): a restore that wrote
+ * much RAM may have outlasted the resize window opened there.
  */
 static void tt_vcpus_forget(void)
 {
@@ -828,7 +843,7 @@ static void tt_vcpus_forget(void)
         cpu->neg.icount_decr.u16.low = 0;
         cpu->exception_index = -1;
         cpu->cflags_next_tb = -1;
-        tlb_flush(cpu);
+        tlb_flush_no_shrink(cpu);
     }
     if (first_cpu) {
         tb_flush(first_cpu);
