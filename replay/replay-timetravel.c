@@ -801,26 +801,27 @@ void replay_tt_slice_end(void)
  * would keep their values from the position left.  QEMU's loadvm resets
  * the machine for the same reason.
  *
- * The TLBs are flushed first, and without shrinking them: cputlb sizes a
- * TLB at each flush by the entries used since the flush before, and here
- * those are the few pages that the replay touched since the restore
- * before.  The reset's own flush then finds the resize window just opened
- * and keeps the size too.  Otherwise a guest that never flushes its TLB
- * itself (bare metal, MMU off) would run on with one too small for its
- * working set, several times slower, until the next restore.
+ * Just before the reset, the TLBs are flushed without shrinking them:
+ * cputlb sizes a TLB at each flush by the entries used since the flush
+ * before, and here those are the few pages that the replay touched since
+ * the restore before.  The reset's own flush then finds the resize window
+ * just opened (hence right before it: a drain may take long) and keeps
+ * the size too.  Otherwise a guest that never flushes its TLB itself
+ * (bare metal, MMU off) would run on with one too small for its working
+ * set, several times slower, until the next restore.
  */
 static void tt_abandon_position(void)
 {
     CPUState *cpu;
 
-    CPU_FOREACH(cpu) {
-        tlb_flush_no_shrink(cpu);
-    }
     replay_state.tt_abandoning = true;
     replay_state.tt_busy = true;
     replay_async_abandon();
     if (blkreplay_busy()) {
         bdrv_drain_all();
+    }
+    CPU_FOREACH(cpu) {
+        tlb_flush_no_shrink(cpu);
     }
     qemu_system_reset(SHUTDOWN_CAUSE_SNAPSHOT_LOAD);
     replay_state.tt_busy = false;
