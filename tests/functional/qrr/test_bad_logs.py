@@ -31,9 +31,9 @@ def good_log(tmp_path_factory):
     return log
 
 
-def replay(log, extra=(), machine=MACHINE):
+def replay(log, extra=(), machine=MACHINE, append=''):
     arch = q.MACHINES[machine][0]
-    r = q.run(arch, q.linux_args(machine) + list(extra) +
+    r = q.run(arch, q.linux_args(machine, append) + list(extra) +
               q.icount_opt('replay', log), timeout=TIMEOUT)
     assert r.rc is not None, f'replay of {log} hung'
     assert r.rc != 0, f'replay of {log} succeeded: ' + r.describe()
@@ -207,9 +207,19 @@ def fsize_limit(limit):
     return set_limit
 
 
+# The guest of a recording that fills its file system.  The boot alone
+# writes about 20 KB of log in a few chunks, sealed every 500 ms of host
+# time, and the limits are 8 KB: on a slow run the chunk that crosses the
+# limit was the final one, written after the guest had printed everything
+# (make check saw it once).  With 5 s of ticks after the boot, the
+# recording meets the failure while the guest still runs.
+FULL_APPEND = 'qrr.sleep=5'
+
+
 def record_until_full(log, preexec_fn=None):
     """Record onto a file system that fills up; return the record Result."""
-    r = q.run(ARCH, q.linux_args(MACHINE) + q.icount_opt('record', log),
+    r = q.run(ARCH, q.linux_args(MACHINE, FULL_APPEND) +
+              q.icount_opt('record', log),
               timeout=TIMEOUT, preexec_fn=preexec_fn)
     assert r.rc is not None, 'the recording hung when the disk was full'
     assert r.rc == 1, r.describe()
@@ -234,7 +244,7 @@ def test_log_write_failing_near_the_end_exits_nonzero(tmp_path):
 
 
 def check_prefix_replays(log, rec):
-    r = replay(log)
+    r = replay(log, append=FULL_APPEND)
     assert re.search(r"replay stopped at icount \d+, the end of the log's "
                      r'valid part', last_error(r)), r.describe()
     assert rec.out.startswith(r.out)
