@@ -141,13 +141,19 @@ void replay_char_read_all_save_buf(uint8_t *buf, int offset)
                   buf, offset);
 }
 
-int replay_char_read_all_load(uint8_t *buf)
+int replay_char_read_all_load(uint8_t *buf, int len)
 {
     ReplayEvent *ev = value_required(REPLAY_CH_CHAR_READ_ALL,
                                      "a device read from a character device");
     int res = ev->arg[0];
 
     if (res >= 0) {
+        /* the log is untrusted: its bytes must fit the caller's buffer */
+        if (len < 0 || ev->len > (unsigned)len) {
+            replay_fatal("record/replay: the log's char-read-all event at "
+                         "icount %" PRIu64 " has %u bytes, more than the %d "
+                         "that the device reads", ev->icount, ev->len, len);
+        }
         memcpy(buf, ev->data, ev->len);
         res = ev->len;
     }

@@ -80,7 +80,7 @@ void replay_char_write_event_load(int *res, int *offset)
     g_assert_not_reached();
 }
 
-int replay_char_read_all_load(uint8_t *buf)
+int replay_char_read_all_load(uint8_t *buf, int len)
 {
     g_assert_not_reached();
 }

@@ -199,7 +199,11 @@ void replay_register_char_driver(struct Chardev *chr);
 void replay_chr_be_write(struct Chardev *s, const uint8_t *buf, int len);
 void replay_char_write_event_save(int res, int offset);
 void replay_char_write_event_load(int *res, int *offset);
-int replay_char_read_all_load(uint8_t *buf);
+/*
+ * Replay: the result of qemu_chr_fe_read_all() into @buf, of @len bytes;
+ * a log whose bytes do not fit stops the replay with an error.
+ */
+int replay_char_read_all_load(uint8_t *buf, int len);
 void replay_char_read_all_save_error(int res);
 void replay_char_read_all_save_buf(uint8_t *buf, int offset);
 
