@@ -151,6 +151,53 @@ static void input_pack(const InputEvent *e, int64_t w[INPUT_WORDS])
     }
 }
 
+/* 0 <= @v < @max */
+static bool in_range(int64_t v, int64_t max)
+{
+    return v >= 0 && v < max;
+}
+
+/*
+ * What is wrong with the input event @w from the log, or NULL.  The log is
+ * untrusted: device code indexes tables with these values (HID with the
+ * button, the PS/2 and HID keyboards with the key code), so every value
+ * of an enumeration must be one of it, and every flag 0 or 1.
+ */
+static const char *input_check(const int64_t w[INPUT_WORDS])
+{
+    switch (w[0]) {
+    case INPUT_EVENT_KIND_KEY:
+        if (w[1] == KEY_VALUE_KIND_NUMBER) {
+            if (!in_range(w[2], INT_MAX)) {
+                return "key number";
+            }
+        } else if (w[1] == KEY_VALUE_KIND_QCODE) {
+            if (!in_range(w[2], Q_KEY_CODE__MAX)) {
+                return "key code";
+            }
+        } else {
+            return "key value kind";
+        }
+        return in_range(w[3], 2) ? NULL : "key down flag";
+    case INPUT_EVENT_KIND_BTN:
+        if (!in_range(w[1], INPUT_BUTTON__MAX)) {
+            return "button";
+        }
+        return in_range(w[2], 2) ? NULL : "button down flag";
+    case INPUT_EVENT_KIND_REL:
+    case INPUT_EVENT_KIND_ABS:
+        return in_range(w[1], INPUT_AXIS__MAX) ? NULL : "axis";
+    case INPUT_EVENT_KIND_MTT:
+        if (!in_range(w[1], INPUT_MULTI_TOUCH_TYPE__MAX)) {
+            return "multi-touch type";
+        }
+        return in_range(w[4], INPUT_AXIS__MAX) ? NULL : "multi-touch axis";
+    default:
+        return "input event kind";
+    }
+}
+
+/* @w must have passed input_check(). */
 static InputEvent *input_unpack(const int64_t w[INPUT_WORDS])
 {
     InputEvent *e = g_new0(InputEvent, 1);
@@ -188,8 +235,7 @@ static InputEvent *input_unpack(const int64_t w[INPUT_WORDS])
         e->u.mtt.data->value = w[5];
         break;
     default:
-        g_free(e);
-        return NULL;
+        g_assert_not_reached();
     }
     return e;
 }
@@ -200,23 +246,34 @@ static void deliver_input(const ReplayAsync *a)
 {
     int64_t w[INPUT_WORDS];
     QemuConsole *src = NULL;
+    const char *bad;
     InputEvent *e;
     int i;
 
     if (a->len != sizeof(w)) {
-        replay_fatal("record/replay: malformed input event in the log");
+        replay_fatal("record/replay: the log's input event at icount %"
+                     PRIu64 " has %u bytes of data, not %zu", replay_icount(),
+                     a->len, sizeof(w));
     }
     for (i = 0; i < INPUT_WORDS; i++) {
         w[i] = ldq_le_p(a->data + 8 * i);
     }
-    e = input_unpack(w);
-    if (!e) {
-        replay_fatal("record/replay: unknown input event kind %" PRId64,
-                     w[0]);
+    bad = input_check(w);
+    if (bad) {
+        replay_fatal("record/replay: the log's input event at icount %"
+                     PRIu64 " is invalid: bad %s (words %" PRId64 " %" PRId64
+                     " %" PRId64 " %" PRId64 ")", replay_icount(), bad,
+                     w[0], w[1], w[2], w[3]);
     }
-    if (a->arg[0] > 0) {
+    if (a->arg[0] > 0 && a->arg[0] <= (int64_t)UINT_MAX + 1) {
         src = qemu_console_lookup_by_index(a->arg[0] - 1);
     }
+    if (a->arg[0] && !src) {
+        replay_fatal("record/replay: the log's input event at icount %"
+                     PRIu64 " has console argument %" PRId64 ", which names "
+                     "no console of this run", replay_icount(), a->arg[0]);
+    }
+    e = input_unpack(w);
     qemu_input_event_send_impl(src, e);
     qapi_free_InputEvent(e);
 }
