@@ -409,6 +409,27 @@ static ReplayAsync *async_claim(const ReplayEvent *h)
     return a;
 }
 
+/*
+ * Replay: the bottom half that the head @h names, not in the queue, will
+ * never come.  A bottom half gets its id when it is queued, so an id
+ * below the next one was queued already, and delivered since (or it is
+ * queued as the other kind of bottom half).  A block completion's id is
+ * given when its request starts, long before the completion is queued:
+ * nothing like this can be said about it.
+ */
+static bool async_bh_gone(const ReplayEvent *h)
+{
+    bool gone;
+
+    if (h->kind == REPLAY_EV_ASYNC_BLOCK) {
+        return false;
+    }
+    qemu_mutex_lock(&replay_state.async_lock);
+    gone = (uint64_t)h->arg[0] < replay_state.next_bh_id;
+    qemu_mutex_unlock(&replay_state.async_lock);
+    return gone;
+}
+
 /* Replay: true when the asynchronous event @h could be delivered now. */
 bool replay_async_ready(const ReplayEvent *h)
 {
@@ -449,6 +470,13 @@ bool replay_async_run_head(void)
     h = h ? h : replay_head_is(REPLAY_EV_ASYNC_BLOCK);
     if (h) {
         a = async_claim(h);
+        if (!a && async_bh_gone(h)) {
+            replay_fatal("record/replay: the log's %s event at icount %"
+                         PRIu64 " names bottom half %" PRId64 ", which was "
+                         "delivered already or is not a %s",
+                         replay_event_name(h->kind), h->icount, h->arg[0],
+                         replay_event_name(h->kind));
+        }
         if (!a) {
             return false;       /* not scheduled yet: wait for it */
         }
@@ -475,17 +503,24 @@ bool replay_async_run_head(void)
 
 /* ---- producers ---- */
 
+/*
+ * Queue a callback.  A bottom half gets its id here, under async_lock, so
+ * that ids and queue order agree whichever thread schedules it; a block
+ * completion brings the id that blkreplay_next_id() gave its request.
+ */
 static void async_queue_callback(ReplayEventKind kind, uint64_t id,
                                  QEMUBH *bh, QEMUBHFunc *cb, void *opaque)
 {
     ReplayAsync *a = g_new0(ReplayAsync, 1);
 
     a->kind = kind;
-    a->id = id;
     a->bh = bh;
     a->cb = cb;
     a->opaque = opaque;
-    async_push(a);
+    qemu_mutex_lock(&replay_state.async_lock);
+    a->id = kind == REPLAY_EV_ASYNC_BLOCK ? id : replay_state.next_bh_id++;
+    g_queue_push_tail(&replay_state.async, a);
+    qemu_mutex_unlock(&replay_state.async_lock);
 }
 
 void replay_bh_schedule_event(QEMUBH *bh)
@@ -494,8 +529,7 @@ void replay_bh_schedule_event(QEMUBH *bh)
         qemu_bh_schedule(bh);
         return;
     }
-    async_queue_callback(REPLAY_EV_ASYNC_BH, replay_state.next_bh_id++,
-                         bh, NULL, NULL);
+    async_queue_callback(REPLAY_EV_ASYNC_BH, 0, bh, NULL, NULL);
 }
 
 void replay_bh_schedule_oneshot_event(AioContext *ctx, QEMUBHFunc *cb,
@@ -505,13 +539,26 @@ void replay_bh_schedule_oneshot_event(AioContext *ctx, QEMUBHFunc *cb,
         aio_bh_schedule_oneshot(ctx, cb, opaque);
         return;
     }
-    async_queue_callback(REPLAY_EV_ASYNC_BH_ONESHOT,
-                         replay_state.next_bh_id++, NULL, cb, opaque);
+    async_queue_callback(REPLAY_EV_ASYNC_BH_ONESHOT, 0, NULL, cb, opaque);
 }
 
+/*
+ * The ids are deterministic because every producer runs with the replay
+ * mutex held, in the vCPU thread or the main loop, in an order that the
+ * replay reproduces: a disk served by an iothread is refused at start-up
+ * (replay_check_devices()).  The lock only keeps the counters whole.
+ */
 uint64_t blkreplay_next_id(void)
 {
-    return replay_events_enabled() ? replay_state.next_block_id++ : 0;
+    uint64_t id;
+
+    if (!replay_events_enabled()) {
+        return 0;
+    }
+    qemu_mutex_lock(&replay_state.async_lock);
+    id = replay_state.next_block_id++;
+    qemu_mutex_unlock(&replay_state.async_lock);
+    return id;
 }
 
 void replay_block_event(QEMUBH *bh, uint64_t id)

@@ -10,11 +10,22 @@
  * times: a recording of it cannot be replayed.  Rather than let such a
  * replay diverge later, record and replay refuse to start and name the
  * drive or netdev, with the option that fixes it.
+ *
+ * A disk whose device runs in an iothread (iothread=, iothread-vq-mapping=)
+ * is refused too, even behind blkreplay.  Its requests start in the
+ * iothread whenever the host gets round to the guest's notification, so
+ * the order of their ids among other disks' is the host's; and their
+ * completion, delivered by the replay at the recorded instruction count,
+ * only wakes a coroutine of the iothread, which completes the request to
+ * the guest later, at an instruction count of the host's choosing.
  */
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
 #include "qom/object.h"
+#include "qom/qom-qobject.h"
 #include "block/block_int.h"
 #include "system/block-backend.h"
 #include "net/net.h"
@@ -49,6 +60,47 @@ static DeviceState *user_device(DeviceState *dev)
     return dev;
 }
 
+/*
+ * The name of the iothread that serves @dev, or the controller it is
+ * plugged into (virtio-scsi for scsi-hd), or NULL; *@owner is the device
+ * that names it.
+ */
+static char *device_iothread(DeviceState *dev, DeviceState **owner)
+{
+    for (; dev; dev = dev->parent_bus ? dev->parent_bus->parent : NULL) {
+        Object *obj = OBJECT(dev);
+        Object *t = NULL;
+        QObject *map = NULL;
+        QList *l;
+        char *name = NULL;
+
+        *owner = dev;
+        if (object_property_find(obj, "iothread")) {
+            t = object_property_get_link(obj, "iothread", NULL);
+        }
+        if (t) {
+            return g_strdup(object_get_canonical_path_component(t));
+        }
+        if (object_property_find(obj, "iothread-vq-mapping")) {
+            map = object_property_get_qobject(obj, "iothread-vq-mapping",
+                                              NULL);
+        }
+        l = qobject_to(QList, map);
+        if (l && !qlist_empty(l)) {
+            QDict *first = qobject_to(QDict, qlist_peek(l));
+            const char *id = first ? qdict_get_try_str(first, "iothread")
+                                   : NULL;
+
+            name = g_strdup(id ? id : "?");
+        }
+        qobject_unref(map);
+        if (name) {
+            return name;
+        }
+    }
+    return NULL;
+}
+
 static bool check_drives(Error **errp)
 {
     BlockBackend *blk = NULL;
@@ -57,9 +109,27 @@ static bool check_drives(Error **errp)
         BlockDriverState *bs = blk_bs(blk);
         DeviceState *dev = blk_get_attached_dev(blk);
         g_autofree char *dev_id = NULL;
+        g_autofree char *iothread = NULL;
+        DeviceState *owner = NULL;
         const char *name;
 
-        if (!bs || !dev || drive_has_blkreplay(bs)) {
+        if (!bs || !dev) {
+            continue;
+        }
+        iothread = device_iothread(dev, &owner);
+        if (iothread) {
+            owner = user_device(owner);
+            dev_id = owner->id ? g_strdup(owner->id) :
+                     object_get_canonical_path(OBJECT(owner));
+            name = blk_name(blk)[0] ? blk_name(blk) : bdrv_get_node_name(bs);
+            error_setg(errp, "record/replay: drive '%s' is served by "
+                       "iothread '%s', whose disk requests a replay cannot "
+                       "reproduce; remove iothread= (or iothread-vq-mapping=) "
+                       "from %s '%s'", name, iothread,
+                       object_get_typename(OBJECT(owner)), dev_id);
+            return false;
+        }
+        if (drive_has_blkreplay(bs)) {
             continue;
         }
         dev = user_device(dev);
