@@ -11,16 +11,22 @@
  *   kind    1 byte, a ReplayEventKind
  *   delta   unsigned LEB128: icount minus the previous event's icount
  *           (the chunk's base icount for a chunk's first event)
- *   args    the kind's integer arguments, each a signed LEB128 of the
- *           zigzag-mapped value; a clock value is stored as the difference
- *           from the previous value of the same clock in the chunk
+ *   args    the kind's integer arguments, each zigzag-mapped to an
+ *           unsigned value ((v << 1) ^ (v >> 63), arithmetic shift: 0, -1,
+ *           1, -2 ... become 0, 1, 2, 3 ...) stored as an unsigned LEB128;
+ *           a clock value is stored as the difference from the previous
+ *           value of the same clock in the chunk
  *   data    for kinds that carry bytes: unsigned LEB128 length, then the
  *           bytes (at most REPLAY_EVENT_MAX_DATA)
  *
  * Number of arguments and presence of data per kind are in shapes[] below;
- * scripts/replay-dump.py carries the same table.  LEB128 values are at most
- * 10 bytes.  Anything else (unknown kind, overlong varint, data running
- * past the payload) makes the payload invalid.
+ * scripts/replay-dump.py carries the same table.  An unsigned LEB128 holds
+ * 7 bits per byte, least significant first, with bit 7 set on every byte
+ * but the last.  It must be canonical, as the writer makes it: at most 10
+ * bytes, no last byte 0x00 after another one (0x80 0x00 is no 0), and a
+ * 10th byte of 0x01 at most (no bits above bit 63).  Anything else
+ * (unknown kind, overlong or non-canonical varint, data running past the
+ * payload) makes the payload invalid.
  */
 
 #include "qemu/osdep.h"
@@ -86,15 +92,25 @@ static void put_sleb(GByteArray *out, int64_t v)
     put_uleb(out, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 
-/* Returns bytes used, 0 when the varint is truncated or overlong. */
+/*
+ * Returns bytes used, 0 when the varint is truncated, longer than 10
+ * bytes, or not canonical: a last byte 0x00 after another one (a value
+ * that fewer bytes hold), or bits above bit 63 in the 10th byte.
+ */
 static int get_uleb(const uint8_t *p, size_t len, uint64_t *v)
 {
     uint64_t r = 0;
     int i;
 
     for (i = 0; i < 10 && i < len; i++) {
+        if (i == 9 && p[i] > 1) {
+            return 0;
+        }
         r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
         if (!(p[i] & 0x80)) {
+            if (i > 0 && p[i] == 0) {
+                return 0;
+            }
             *v = r;
             return i + 1;
         }

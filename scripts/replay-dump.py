@@ -152,13 +152,19 @@ class Coder:
 
 
 def get_uleb(buf, pos, end):
-    """Return (value, next position); like get_uleb(), at most 10 bytes."""
+    """Return (value, next position) as get_uleb(): (None, pos) when the
+    varint is truncated, longer than 10 bytes, or not canonical (a last
+    byte 0x00 after another one, bits above bit 63 in the 10th byte)."""
     value = 0
     for i in range(min(10, end - pos)):
         b = buf[pos + i]
+        if i == 9 and b > 1:
+            return None, pos
         value |= (b & 0x7f) << (7 * i)
         if not b & 0x80:
-            return value & U64, pos + i + 1
+            if i > 0 and b == 0:
+                return None, pos
+            return value, pos + i + 1
     return None, pos
 
 

@@ -127,6 +127,131 @@ static void test_event_rejects(void)
     g_assert_cmpstr(why, ==, "event data truncated or too long");
 }
 
+/* Decode the one event in @buf; returns bytes used or -1, with @why. */
+static int decode_one(const uint8_t *buf, size_t len, ReplayEvent *out,
+                      const char **why)
+{
+    ReplayCoder c;
+    int n;
+
+    replay_coder_reset(&c, 0);
+    *why = NULL;
+    n = replay_event_decode(&c, buf, len, out, why);
+    if (n < 0) {
+        g_assert_nonnull(*why);
+    }
+    return n;
+}
+
+/*
+ * Every varint must be canonical (the form put_uleb() writes): a value
+ * that fewer bytes hold, or bits above bit 63, is refused wherever a
+ * varint is (the icount delta, an argument, a data length).
+ */
+static void test_event_canonical_varints(void)
+{
+    static const uint8_t delta_zero_overlong[] = {
+        REPLAY_EV_INTERRUPT, 0x80, 0x00 };
+    static const uint8_t delta_one_overlong[] = {
+        REPLAY_EV_INTERRUPT, 0x81, 0x80, 0x00 };
+    static const uint8_t arg_overlong[] = {
+        REPLAY_EV_CHECKPOINT, 0x00, 0x82, 0x00 };
+    static const uint8_t dlen_overlong[] = {
+        REPLAY_EV_RANDOM, 0x00, 0x00, 0x81, 0x00, 0x2a };
+    static const uint8_t bit64[] = {
+        REPLAY_EV_INTERRUPT, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x02 };
+    static const uint8_t bits_above_64[] = {
+        REPLAY_EV_INTERRUPT, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+        0x80, 0x7e };
+    static const uint8_t ten_bytes_zero_last[] = {
+        REPLAY_EV_INTERRUPT, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+        0x80, 0x00 };
+    static const uint8_t max_delta[] = {
+        REPLAY_EV_INTERRUPT, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x01 };
+    static const uint8_t bit63[] = {
+        REPLAY_EV_INTERRUPT, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+        0x80, 0x01 };
+    static const uint8_t zero[] = { REPLAY_EV_INTERRUPT, 0x00 };
+    static const uint8_t two_bytes[] = { REPLAY_EV_INTERRUPT, 0x80, 0x01 };
+    ReplayEvent out;
+    const char *why;
+
+    g_assert_cmpint(decode_one(delta_zero_overlong,
+                               sizeof(delta_zero_overlong), &out, &why), <, 0);
+    g_assert_cmpstr(why, ==, "bad instruction count");
+    g_assert_cmpint(decode_one(delta_one_overlong,
+                               sizeof(delta_one_overlong), &out, &why), <, 0);
+    g_assert_cmpstr(why, ==, "bad instruction count");
+    g_assert_cmpint(decode_one(arg_overlong, sizeof(arg_overlong), &out,
+                               &why), <, 0);
+    g_assert_cmpstr(why, ==, "event argument truncated");
+    g_assert_cmpint(decode_one(dlen_overlong, sizeof(dlen_overlong), &out,
+                               &why), <, 0);
+    g_assert_cmpstr(why, ==, "event data truncated or too long");
+    g_assert_cmpint(decode_one(bit64, sizeof(bit64), &out, &why), <, 0);
+    g_assert_cmpint(decode_one(bits_above_64, sizeof(bits_above_64), &out,
+                               &why), <, 0);
+    g_assert_cmpint(decode_one(ten_bytes_zero_last,
+                               sizeof(ten_bytes_zero_last), &out, &why), <, 0);
+
+    /* the canonical forms, up to the largest value, are read */
+    g_assert_cmpint(decode_one(max_delta, sizeof(max_delta), &out, &why),
+                    ==, sizeof(max_delta));
+    g_assert_cmpuint(out.icount, ==, UINT64_MAX);
+    g_assert_cmpint(decode_one(bit63, sizeof(bit63), &out, &why),
+                    ==, sizeof(bit63));
+    g_assert_cmpuint(out.icount, ==, 1ull << 63);
+    g_assert_cmpint(decode_one(zero, sizeof(zero), &out, &why), ==, 2);
+    g_assert_cmpuint(out.icount, ==, 0);
+    g_assert_cmpint(decode_one(two_bytes, sizeof(two_bytes), &out, &why),
+                    ==, 3);
+    g_assert_cmpuint(out.icount, ==, 128);
+}
+
+/*
+ * Arguments are zigzag-mapped, then unsigned LEB128 (as replay-event.c
+ * says), not signed LEB128: -1 is 0x01, 1 is 0x02, 64 is 0x80 0x01.
+ */
+static void test_event_zigzag_args(void)
+{
+    static const struct {
+        int64_t v;
+        uint8_t bytes[10];
+        int n;
+    } cases[] = {
+        { 0, { 0x00 }, 1 },
+        { -1, { 0x01 }, 1 },
+        { 1, { 0x02 }, 1 },
+        { -64, { 0x7f }, 1 },
+        { 64, { 0x80, 0x01 }, 2 },
+        { INT64_MAX, { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                       0x01 }, 10 },
+        { INT64_MIN, { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                       0x01 }, 10 },
+    };
+    int i;
+
+    for (i = 0; i < ARRAY_SIZE(cases); i++) {
+        g_autoptr(GByteArray) buf = g_byte_array_new();
+        ReplayEvent ev = { .kind = REPLAY_EV_CHECKPOINT,
+                           .arg = { cases[i].v } };
+        ReplayEvent out;
+        ReplayCoder c;
+        const char *why;
+
+        replay_coder_reset(&c, 0);
+        g_assert_true(replay_event_encode(&c, buf, &ev));
+        g_assert_cmpuint(buf->len, ==, 2 + cases[i].n);
+        g_assert_cmpmem(buf->data + 2, cases[i].n, cases[i].bytes,
+                        cases[i].n);
+        g_assert_cmpint(decode_one(buf->data, buf->len, &out, &why),
+                        ==, buf->len);
+        g_assert_cmpint(out.arg[0], ==, cases[i].v);
+    }
+}
+
 /* Write @n events (all kinds, cycling) to @path; return them. */
 static GPtrArray *write_log(const char *path, int rounds, size_t chunk,
                             bool close_it)
@@ -497,6 +622,9 @@ int main(int argc, char **argv)
 
     g_test_add_func("/replay/event/roundtrip", test_event_roundtrip);
     g_test_add_func("/replay/event/rejects", test_event_rejects);
+    g_test_add_func("/replay/event/canonical-varints",
+                    test_event_canonical_varints);
+    g_test_add_func("/replay/event/zigzag-args", test_event_zigzag_args);
     g_test_add_func("/replay/log/roundtrip", test_log_roundtrip);
     g_test_add_func("/replay/log/seek", test_log_seek);
     g_test_add_func("/replay/log/empty-recording", test_log_empty_recording);
