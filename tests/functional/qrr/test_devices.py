@@ -185,6 +185,26 @@ def test_drive_without_blkreplay_is_refused(tmp_path, disk, short_log, mode):
            "image=mydisk" in err, err
 
 
+@pytest.mark.parametrize('mode', ['record', 'replay'])
+def test_iothread_disk_is_refused(tmp_path, disk, short_log, mode):
+    """A disk served by an iothread cannot be replayed exactly, even behind
+    blkreplay (see replay/replay-devices.c).  Under TCG virtio-blk refuses
+    iothread= by itself (no ioeventfd); record/replay's own check names
+    any other device that would take it."""
+    image, _ = disk
+    log = tmp_path / 'x.rr' if mode == 'record' else short_log
+    args = q.linux_args('pc') + [
+        '-object', 'iothread,id=io0',
+        '-drive', f'file={image},if=none,id=img-direct,format=qcow2',
+        '-drive', 'driver=blkreplay,if=none,image=img-direct,'
+        'id=img-blkreplay',
+        '-device', 'virtio-blk-pci,drive=img-blkreplay,iothread=io0,id=vd0']
+    err = startup_error('pc', args + q.icount_opt(mode, log))
+    assert re.search(r"drive 'img-blkreplay' is served by iothread 'io0'.*"
+                     r"from virtio-blk-pci 'vd0'|vd0: ioeventfd is required "
+                     r'for iothread', err), err
+
+
 def test_netdev_without_filter_replay_is_refused(tmp_path):
     args = q.linux_args('pc') + ['-netdev', 'user,id=mynet',
                                  '-device', 'e1000,netdev=mynet']
