@@ -514,6 +514,28 @@ def test_bad_event_bytes(tmp_path):
         assert message in p.stderr, payload
 
 
+def test_non_canonical_varints(tmp_path):
+    """Only the form the writer makes is read, as by replay-event.c: not a
+    last byte 0x00 after a continuation, not bits above bit 63."""
+    cases = {
+        bytes([1, 0x80, 0x00]): 'payload byte 0: bad instruction count',
+        bytes([1] + [0x80] * 9 + [0x02]):
+            'payload byte 0: bad instruction count',
+        bytes([3, 0, 0x80, 0x00]): 'payload byte 0: event argument '
+                                   'truncated',
+        bytes([13, 0, 0, 0x80, 0x00]): 'payload byte 0: event data '
+                                       'truncated or too long',
+    }
+    for payload, message in cases.items():
+        data = (log_header() +
+                chunk_header(0, 0, 0, 1, len(payload), payload, 0, 1) +
+                payload)
+        path = tmp_path / 'ev.rr'
+        path.write_bytes(data)
+        p = run_dump('--verify', path, check_rc=1)
+        assert message in p.stderr, payload
+
+
 def test_zlib_stream_cut_short(tmp_path):
     payload = encode_events(CHUNKS[0]['events'], 0)
     stored = zlib.compress(payload)[:-4]    # without its Adler-32
