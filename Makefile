@@ -4,7 +4,7 @@
 #   make check      build and run the test suite (what .ci/run runs)
 #   make build      only build QEMU with qrr (qemu-system-x86_64/aarch64, qemu-img)
 #   make bench      build upstream's replay too and print the comparison tables
-#                   (RUNS=5; ONLY=boot or ONLY=timetravel for one section)
+#                   (RUNS=5; ONLY=boot, smp or timetravel for one section)
 #   make matrix     the full device matrix, N=10 runs per cell
 
 SHELL := /bin/bash

@@ -105,6 +105,22 @@ void qmp_replay_seek(int64_t icount, Error **errp)
     }
 }
 
+/* Each vCPU's own instruction count, on a machine with several. */
+static void hmp_info_replay_vcpus(Monitor *mon)
+{
+    CPUState *cpu;
+
+    if (!first_cpu || !CPU_NEXT(first_cpu)) {
+        return;
+    }
+    CPU_FOREACH(cpu) {
+        monitor_printf(mon, "vCPU %d: instruction count = %" PRIu64 "%s\n",
+                       cpu->cpu_index, replay_vcpu_icount(cpu->cpu_index),
+                       cpu->cpu_index == replay_state.sched_vcpu
+                           ? " (its turn)" : "");
+    }
+}
+
 void hmp_info_replay(Monitor *mon, const QDict *qdict)
 {
     g_autoptr(ReplayInfo) info = qmp_query_replay(NULL);
@@ -116,6 +132,7 @@ void hmp_info_replay(Monitor *mon, const QDict *qdict)
     monitor_printf(mon, "%s execution '%s': instruction count = %" PRId64
                    "\n", info->mode == REPLAY_MODE_RECORD ? "Recording"
                    : "Replaying", info->filename, info->icount);
+    hmp_info_replay_vcpus(mon);
     if (info->mode == REPLAY_MODE_PLAY && replay_state.reader) {
         monitor_printf(mon, "Log ends at instruction count %" PRIu64 "\n",
                        replay_log_last_icount(replay_state.reader));

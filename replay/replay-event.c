@@ -19,6 +19,15 @@
  *   data    for kinds that carry bytes: unsigned LEB128 length, then the
  *           bytes (at most REPLAY_EVENT_MAX_DATA)
  *
+ * Kinds are numbered as ReplayEventKind (replay-event.h) and the number is
+ * the kind byte: numbers are never reused or changed, new kinds are
+ * appended, and whether a kind is ordered or a value event is a column of
+ * shapes[], not a range of numbers.  Kind 19, "sched" (ordered; one
+ * argument, the cpu_index of a vCPU), is logged where the round-robin vCPU
+ * thread starts running a vCPU other than the one that ran last; a machine
+ * with one vCPU never logs it (replay-sched.c says why nothing more of the
+ * schedule needs logging).
+ *
  * Number of arguments and presence of data per kind are in shapes[] below;
  * scripts/replay-dump.py carries the same table.  An unsigned LEB128 holds
  * 7 bits per byte, least significant first, with bit 7 set on every byte
@@ -36,6 +45,7 @@ typedef struct EventShape {
     const char *name;
     uint8_t nargs;
     bool data;
+    bool value;                 /* a value event, not an ordered one */
 } EventShape;
 
 static const EventShape shapes[REPLAY_EV__MAX] = {
@@ -51,14 +61,20 @@ static const EventShape shapes[REPLAY_EV__MAX] = {
     [REPLAY_EV_ASYNC_INPUT_SYNC] = { "input-sync", 0, false },
     [REPLAY_EV_ASYNC_CHAR_READ]  = { "char-read", 1, true },
     [REPLAY_EV_ASYNC_NET]        = { "net", 2, true },
-    [REPLAY_EV_CLOCK]            = { "clock", 2, false },
-    [REPLAY_EV_RANDOM]           = { "random", 1, true },
-    [REPLAY_EV_CHAR_WRITE]       = { "char-write", 2, false },
-    [REPLAY_EV_CHAR_READ_ALL]    = { "char-read-all", 1, true },
-    [REPLAY_EV_AUDIO_OUT]        = { "audio-out", 1, false },
-    [REPLAY_EV_AUDIO_IN]         = { "audio-in", 2, true },
-    [REPLAY_EV_SYNC]             = { "sync", 1, true },
+    [REPLAY_EV_CLOCK]            = { "clock", 2, false, true },
+    [REPLAY_EV_RANDOM]           = { "random", 1, true, true },
+    [REPLAY_EV_CHAR_WRITE]       = { "char-write", 2, false, true },
+    [REPLAY_EV_CHAR_READ_ALL]    = { "char-read-all", 1, true, true },
+    [REPLAY_EV_AUDIO_OUT]        = { "audio-out", 1, false, true },
+    [REPLAY_EV_AUDIO_IN]         = { "audio-in", 2, true, true },
+    [REPLAY_EV_SYNC]             = { "sync", 1, true, true },
+    [REPLAY_EV_SCHED]            = { "sched", 1, false },
 };
+
+bool replay_event_is_value(ReplayEventKind kind)
+{
+    return kind < REPLAY_EV__MAX && shapes[kind].value;
+}
 
 const char *replay_event_name(ReplayEventKind kind)
 {

@@ -18,8 +18,9 @@
  * Events come in two classes:
  *
  *  - ordered events (interrupts, exceptions, checkpoints, asynchronous
- *    inputs, shutdown, end) must be consumed in log order; the vCPU may not
- *    run past the instruction count of the first unconsumed one;
+ *    inputs, shutdown, end, vCPU switches) must be consumed in log order;
+ *    the vCPU may not run past the instruction count of the first
+ *    unconsumed one;
  *
  *  - value events (clock reads, random bytes, character write results,
  *    audio) only carry values.  They are matched by channel and instruction
@@ -46,10 +47,13 @@ typedef enum ReplayEventKind {
     REPLAY_EV_AUDIO_OUT,        /* arg0: samples played */
     REPLAY_EV_AUDIO_IN,         /* arg0: captured, arg1: write pos; data */
     REPLAY_EV_SYNC,             /* arg0: sync number; data: CPU registers */
+    /*
+     * Kinds are numbered in the log: new ones are appended here, whatever
+     * their class (see replay_event_is_value()).
+     */
+    REPLAY_EV_SCHED,            /* ordered; arg0: cpu_index of the vCPU */
     REPLAY_EV__MAX
 } ReplayEventKind;
-
-#define REPLAY_EV_FIRST_VALUE REPLAY_EV_CLOCK
 
 /* Largest byte string one event may carry (a jumbo frame fits). */
 #define REPLAY_EVENT_MAX_DATA (1u << 20)
@@ -72,10 +76,8 @@ typedef struct ReplayCoder {
     int64_t clock[4];
 } ReplayCoder;
 
-static inline bool replay_event_is_value(ReplayEventKind kind)
-{
-    return kind >= REPLAY_EV_FIRST_VALUE;
-}
+/* A value event (matched by channel), not an ordered one. */
+bool replay_event_is_value(ReplayEventKind kind);
 
 const char *replay_event_name(ReplayEventKind kind);
 

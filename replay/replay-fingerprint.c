@@ -18,6 +18,9 @@
  *   icount=SHIFT            -icount shift= as given
  *   sync=N                  interrupts/exceptions between CPU state sync
  *                           points (rrsync=; replay takes it from the log)
+ *   chaos=SEED              record only, with rrchaos=: the seed of the
+ *                           vCPU schedule's chaos mode (replay-sched.c);
+ *                           not compared, a replay follows the log
  *   device=PATH TYPE        one line per device, sorted
  *
  * Replay recomputes it and rejects a log whose fingerprint differs, naming
@@ -56,6 +59,7 @@ char *replay_fingerprint(void)
     MachineState *ms = current_machine;
     g_autoptr(GPtrArray) dev = g_ptr_array_new_with_free_func(g_free);
     GString *s = g_string_new("format=qrr-fingerprint-1\n");
+    uint64_t seed;
     guint i;
 
     g_string_append_printf(s, "qemu=%s\n", QEMU_VERSION);
@@ -68,6 +72,9 @@ char *replay_fingerprint(void)
                            replay_state.icount_shift ?: "default");
     g_string_append_printf(s, "sync=%" PRIu64 "\n",
                            replay_state.sync_interval);
+    if (replay_sched_chaos(&seed)) {
+        g_string_append_printf(s, "chaos=%" PRIu64 "\n", seed);
+    }
     object_child_foreach_recursive(object_get_root(), collect_device, dev);
     g_ptr_array_sort(dev, compare_lines);
     for (i = 0; i < dev->len; i++) {
@@ -183,7 +190,7 @@ bool replay_fingerprint_check(const char *recorded, const char *current,
         const char *a = g_hash_table_lookup(rec, key);
         const char *b = g_hash_table_lookup(cur, key);
 
-        if (!g_strcmp0(a, b)) {
+        if (!g_strcmp0(a, b) || !strcmp(key, "chaos")) {
             continue;
         }
         if (!strcmp(key, "qemu")) {

@@ -56,6 +56,9 @@ typedef struct ReplayVcpuEvent {
     bool counted;
 } ReplayVcpuEvent;
 
+/* Most vCPUs a machine may have for record/replay. */
+#define REPLAY_MAX_VCPUS 64
+
 typedef struct ReplayState {
     char *filename;
     char *snapshot;             /* rrsnapshot= */
@@ -86,6 +89,12 @@ typedef struct ReplayState {
     /* the last interrupt or exception that the vCPU took */
     ReplayVcpuEvent vcpu_event;
     uint64_t slice_icount;      /* where the vCPU's slice started */
+    /* the vCPU schedule (replay-sched.c), record and replay */
+    int sched_vcpu;             /* cpu_index of the vCPU that ran last */
+    uint64_t sched_slice_start; /* icount where its current slice began */
+    uint64_t vcpu_icount[REPLAY_MAX_VCPUS]; /* instructions per vCPU */
+    /* per vCPU: the icount right after its last instruction; 0: none */
+    uint64_t vcpu_last_insn[REPLAY_MAX_VCPUS];
     /*
      * The break position (see replay_break_reached()): the replay
      * freezes at instruction count break_icount once break_consumed
@@ -262,6 +271,19 @@ void replay_async_abandon(void);
 /* Replay: run the head if it is an asynchronous event. */
 bool replay_async_run_head(void);
 bool replay_async_ready(const ReplayEvent *h);
+
+/* replay-sched.c */
+void replay_sched_configure(QemuOpts *opts);
+/* -smp is one that record/replay supports (no hotplug, not too many). */
+bool replay_sched_check(Error **errp);
+/* Record: true with the seed when rrchaos= is on. */
+bool replay_sched_chaos(uint64_t *seed);
+/* The current vCPU's slice ended (after its instructions were counted). */
+void replay_sched_slice_end(void);
+/* Instructions that vCPU @cpu_index has executed so far. */
+uint64_t replay_vcpu_icount(int cpu_index);
+/* The icount right after vCPU @cpu_index's last instruction; 0: none. */
+uint64_t replay_vcpu_last_insn(int cpu_index);
 
 /* replay-devices.c */
 /* Every drive goes through blkreplay and every NIC's netdev is filtered. */

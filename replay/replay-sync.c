@@ -211,9 +211,11 @@ static G_NORETURN void report_mismatch(uint64_t seq, const ReplayEvent *ev,
         g_string_append_printf(s, " and %u more", ndiff - MAX_REPORTED_REGS);
     }
     replay_fatal("record/replay: replay diverged at icount %" PRIu64
-                 " (sync point %" PRIu64 ", after %s): %s; the log's next "
-                 "event is %s at icount %" PRIu64 " (gdb register numbers)",
-                 ev->icount, seq, replay_state.last_kind_name, s->str,
+                 " (sync point %" PRIu64 " on vCPU %d, after %s): %s; the "
+                 "log's next event is %s at icount %" PRIu64
+                 " (gdb register numbers)",
+                 ev->icount, seq, current_cpu ? current_cpu->cpu_index : 0,
+                 replay_state.last_kind_name, s->str,
                  next ? replay_event_name(next->kind) : "none",
                  next ? next->icount : 0);
 }

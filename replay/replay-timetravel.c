@@ -101,6 +101,7 @@
 #include "qemu/units.h"
 #include "exec/breakpoint.h"
 #include "exec/cputlb.h"
+#include "exec/gdbstub.h"
 #include "exec/memory.h"
 #include "exec/ram_addr.h"
 #include "exec/ramblock.h"
@@ -174,6 +175,7 @@ typedef enum TTOp {
 typedef struct TTHit {
     ReplayPos pos;
     bool watch;
+    int cpu;                    /* cpu_index of the vCPU that hit; -1 */
 } TTHit;
 
 static struct {
@@ -1021,6 +1023,7 @@ static void tt_begin_op(TTOp op)
 {
     tt.op = op;
     tt.landing.watch = false;
+    tt.landing.cpu = -1;
     tt.stop_reason = NULL;
     tt.op_start_ns = get_clock();
 }
@@ -1123,6 +1126,11 @@ bool replay_tt_break_reached(void)
 {
     switch (tt.op) {
     case TT_OP_SEEK:
+        if (tt.landing.cpu >= 0 && replay_state.gdb_attached &&
+            qemu_get_cpu(tt.landing.cpu)) {
+            /* gdb's stop reply names the vCPU that hit */
+            gdb_set_stop_cpu(qemu_get_cpu(tt.landing.cpu));
+        }
         if (tt.landing.watch) {
             tt_report_watchpoint();
         }
@@ -1170,6 +1178,7 @@ void replay_tt_note_hit(void)
     }
     h.pos = replay_position();
     h.watch = qatomic_read(&cpu->running);
+    h.cpu = cpu->cpu_index;
     if (replay_pos_cmp(&h.pos, &tt.window_end) >= 0) {
         /*
          * A watchpoint hit by the instruction that ends the window: a
@@ -1210,18 +1219,32 @@ void replay_tt_set_stop_reason(const char *reason)
  * icount since the machine stopped changed nothing that gdb sees, and a
  * reverse-stepi that only undid them would not move.
  */
-bool replay_reverse_step(void)
+bool replay_reverse_step(CPUState *cpu)
 {
     ReplayPos now = replay_position(), here = replay_vcpu_position(), target;
     TTSnapshot *first;
+    uint64_t last;
 
     if (replay_mode != REPLAY_MODE_PLAY || !tt_usable(NULL)) {
         return false;
     }
     first = snap_at(0);
     tt_begin_op(TT_OP_SEEK);
-    /* undo the interrupt or exception taken at this icount, if any */
-    if (!replay_vcpu_event_start(&target)) {
+    /* with one vCPU, its last instruction is the machine's */
+    last = cpu && CPU_NEXT(first_cpu) ? replay_vcpu_last_insn(cpu->cpu_index)
+                                      : here.icount;
+    if (cpu && CPU_NEXT(first_cpu)) {
+        tt.landing.cpu = cpu->cpu_index;    /* the stop reply names it */
+    }
+    if (last != here.icount) {
+        /*
+         * Another vCPU ran since @cpu's last instruction: go back to
+         * right before that one, all events at its icount consumed (the
+         * switch to @cpu among them)
+         */
+        target = last ? (ReplayPos) { last - 1, UINT64_MAX } : first->pos;
+    } else if (!replay_vcpu_event_start(&target)) {
+        /* else undo the interrupt or exception taken here, if any */
         if (here.icount > 0) {
             /* before the last instruction, all at the icount before done */
             target = (ReplayPos) { here.icount - 1, UINT64_MAX };

@@ -156,6 +156,7 @@ static void rr_wait_progress(unsigned ms)
 {
     uint64_t seen;
 
+    g_assert(rr_held);
     qemu_mutex_lock(&rr_lock);
     seen = rr_progress;
     rr_held = false;
@@ -371,6 +372,7 @@ static bool replay_head_wants_main_loop(const ReplayEvent *h)
 static bool replay_event_is_vcpus(const ReplayEvent *h)
 {
     return h->kind == REPLAY_EV_INTERRUPT || h->kind == REPLAY_EV_EXCEPTION ||
+           h->kind == REPLAY_EV_SCHED ||
            (h->kind == REPLAY_EV_CHECKPOINT && !replay_head_wants_main_loop(h));
 }
 
@@ -658,7 +660,7 @@ int replay_get_instructions(void)
          * raised already, by an instruction counted, waited for its turn
          * and starts nothing.)
          */
-        if (first_cpu->exception_index < 0) {
+        if (!current_cpu || current_cpu->exception_index < 0) {
             replay_state.slice_icount = now;
         }
         vcpu_in_slice = true;
@@ -695,6 +697,9 @@ static bool replay_break_notify(void)
 void replay_account_executed_instructions(void)
 {
     vcpu_in_slice = false;
+    if (replay_mode != REPLAY_MODE_NONE) {
+        replay_sched_slice_end();
+    }
     if (replay_mode != REPLAY_MODE_PLAY || finished) {
         return;
     }
@@ -1082,6 +1087,7 @@ void replay_configure(QemuOpts *opts)
     replay_state.shutdown_icount = -1;
     replay_state.vcpu_event.icount = -1;
     replay_sync_configure(opts);
+    replay_sched_configure(opts);
     replay_tt_configure(opts);
     replay_async_init();
 
@@ -1160,7 +1166,7 @@ void replay_start(void)
         error_report("record/replay needs TCG with -icount shift=N|auto");
         exit(1);
     }
-    if (!replay_check_devices(&err)) {
+    if (!replay_sched_check(&err) || !replay_check_devices(&err)) {
         error_report_err(err);
         exit(1);
     }
@@ -1254,6 +1260,10 @@ struct ReplayEngineState {
     int64_t shutdown_icount;
     GByteArray *sync_regs;
     int64_t clock_now[REPLAY_CLOCK_COUNT];
+    int sched_vcpu;
+    uint64_t sched_slice_start;
+    uint64_t vcpu_icount[REPLAY_MAX_VCPUS];
+    uint64_t vcpu_last_insn[REPLAY_MAX_VCPUS];
     size_t bytes;
 };
 
@@ -1309,6 +1319,11 @@ ReplayEngineState *replay_engine_save(void)
     s->log_exhausted = replay_state.log_exhausted;
     s->at_end = replay_state.at_end;
     s->shutdown_icount = replay_state.shutdown_icount;
+    s->sched_vcpu = replay_state.sched_vcpu;
+    s->sched_slice_start = replay_state.sched_slice_start;
+    memcpy(s->vcpu_icount, replay_state.vcpu_icount, sizeof(s->vcpu_icount));
+    memcpy(s->vcpu_last_insn, replay_state.vcpu_last_insn,
+           sizeof(s->vcpu_last_insn));
     s->sync_regs = replay_sync_save();
     s->bytes += s->sync_regs ? s->sync_regs->len : 0;
     replay_values_save(s->clock_now);
@@ -1343,6 +1358,12 @@ void replay_engine_restore(const ReplayEngineState *s)
     replay_state.log_exhausted = s->log_exhausted;
     replay_state.at_end = s->at_end;
     replay_state.shutdown_icount = s->shutdown_icount;
+    replay_state.sched_vcpu = s->sched_vcpu;
+    replay_state.sched_slice_start = s->sched_slice_start;
+    memcpy(replay_state.vcpu_icount, s->vcpu_icount,
+           sizeof(replay_state.vcpu_icount));
+    memcpy(replay_state.vcpu_last_insn, s->vcpu_last_insn,
+           sizeof(replay_state.vcpu_last_insn));
     replay_sync_restore(s->sync_regs);
     replay_values_restore(s->clock_now);
     break_notified = false;
@@ -1383,7 +1404,10 @@ size_t replay_engine_size(const ReplayEngineState *s)
  * clock values; i32 kind of the last event consumed (-1: none); then
  * the pending queue and the REPLAY_CH__MAX channels, each a u32 count of
  * events, each event u32 kind, u64 icount, 3 i64 arguments, u32 length
- * and its bytes.
+ * and its bytes; then the vCPU schedule: u32 cpu_index of the vCPU that
+ * ran last, u64 where its slice began, REPLAY_MAX_VCPUS u64 counts of
+ * instructions per vCPU and REPLAY_MAX_VCPUS u64 icounts right after each
+ * vCPU's last instruction.
  */
 
 static void put_u32(GByteArray *b, uint32_t v)
@@ -1459,6 +1483,14 @@ GByteArray *replay_engine_serialize(void)
     put_queue(b, &s->pending);
     for (i = 0; i < REPLAY_CH__MAX; i++) {
         put_queue(b, &s->channel[i]);
+    }
+    put_u32(b, s->sched_vcpu);
+    put_u64(b, s->sched_slice_start);
+    for (i = 0; i < REPLAY_MAX_VCPUS; i++) {
+        put_u64(b, s->vcpu_icount[i]);
+    }
+    for (i = 0; i < REPLAY_MAX_VCPUS; i++) {
+        put_u64(b, s->vcpu_last_insn[i]);
     }
     replay_engine_free(s);
     return b;
@@ -1575,6 +1607,16 @@ bool replay_engine_deserialize(const uint8_t *buf, size_t len, Error **errp)
     get_queue(&r, &s->pending);
     for (i = 0; i < REPLAY_CH__MAX; i++) {
         get_queue(&r, &s->channel[i]);
+    }
+    s->sched_vcpu = get_u32(&r);
+    r.bad |= s->sched_vcpu < 0 || s->sched_vcpu >= REPLAY_MAX_VCPUS ||
+             !qemu_get_cpu(s->sched_vcpu);
+    s->sched_slice_start = get_u64(&r);
+    for (i = 0; i < REPLAY_MAX_VCPUS; i++) {
+        s->vcpu_icount[i] = get_u64(&r);
+    }
+    for (i = 0; i < REPLAY_MAX_VCPUS; i++) {
+        s->vcpu_last_insn[i] = get_u64(&r);
     }
     if (r.bad || r.left) {
         error_setg(errp, "the replay state in the snapshot is malformed");

@@ -66,8 +66,10 @@ KINDS = (
     ('audio-out', ('played',), False),
     ('audio-in', ('captured', 'wpos'), True),
     ('sync', ('seq',), True),
+    ('sched', ('vcpu',), False),
 )
 KIND_CLOCK = 12
+KIND_SCHED = 19
 CLOCK_SLOTS = 4                 # ReplayCoder.clock[]
 
 # enum ReplayClockKind in include/system/replay.h
@@ -527,8 +529,17 @@ class Stats:
             (name, [0, 0]) for name, _, _ in KINDS)
         self.vrt_min = None
         self.vrt_max = None
+        # the vCPU schedule: instructions per vCPU, switches to each
+        self.vcpu = 0
+        self.vcpu_since = 0
+        self.vcpu_insns = collections.Counter()
+        self.vcpu_turns = collections.Counter({0: 1})
 
     def add(self, event):
+        if event.kind == KIND_SCHED:
+            self.vcpu_insns[self.vcpu] += event.icount - self.vcpu_since
+            self.vcpu, self.vcpu_since = event.args[0], event.icount
+            self.vcpu_turns[self.vcpu] += 1
         entry = self.kinds[event.name]
         entry[0] += 1
         entry[1] += event.size
@@ -538,6 +549,13 @@ class Stats:
                 self.vrt_min = self.vrt_max = value
             self.vrt_min = min(self.vrt_min, value)
             self.vrt_max = max(self.vrt_max, value)
+
+    def vcpus(self, last_icount):
+        insns = collections.Counter(self.vcpu_insns)
+        insns[self.vcpu] += max(0, (last_icount or 0) - self.vcpu_since)
+        return {str(v): {'instructions': insns[v],
+                         'turns': self.vcpu_turns[v]}
+                for v in sorted(set(insns) | set(self.vcpu_turns))}
 
     def guest_ns(self):
         if self.vrt_min is None or self.vrt_max == self.vrt_min:
@@ -574,6 +592,7 @@ def stats_dict(reader, stats, problem):
             events * 1e9 / guest_ns if guest_ns else None,
         'kinds': {name: {'events': n, 'bytes': b}
                   for name, (n, b) in stats.kinds.items() if n},
+        'vcpus': stats.vcpus(reader.last_icount()),
     }
 
 
@@ -604,6 +623,11 @@ def print_stats(s):
         print(f"{name:<16}{entry['events']:>12}{entry['bytes']:>14}")
     total = sum(e['bytes'] for e in s['kinds'].values())
     print(f"{'total':<16}{s['events']:>12}{total:>14}")
+    if len(s['vcpus']) > 1:
+        print()
+        print(f"{'vcpu':<16}{'instructions':>16}{'turns':>10}")
+        for v, e in s['vcpus'].items():
+            print(f"{v:<16}{e['instructions']:>16}{e['turns']:>10}")
     print()
     print('fingerprint:')
     for line in s['header']['fingerprint'].splitlines():

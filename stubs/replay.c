@@ -18,7 +18,7 @@ int replay_read_random(void *buf, size_t len)
     return 0;
 }
 
-bool replay_reverse_step(void)
+bool replay_reverse_step(CPUState *cpu)
 {
     return false;
 }

@@ -3,7 +3,8 @@
 # same Debian base, built with its own replay kept), one markdown table
 # per architecture and section.
 #
-#   bench.py [--runs N] [--arch x86_64,aarch64] [--only boot|timetravel]
+#   bench.py [--runs N] [--arch x86_64,aarch64]
+#            [--only boot|smp|timetravel]
 #            [--tt-timeout SECONDS] [--out FILE]
 #
 # Sections (both by default; --only picks one, and --out then rewrites
@@ -30,6 +31,13 @@
 #             and makes the exit status 1 for qrr.  A command that takes
 #             longer than --tt-timeout is reported as a timeout and the
 #             bench goes on with a fresh replay.
+#
+# smp         The Linux guest with -smp 1, 2 and 4 running the racy
+#             workload (qrr.race=: one shell per vCPU adding to a shared
+#             counter), N runs of each configuration, interleaved: plain
+#             TCG, icount-only, record, replay; the log's size and its
+#             vCPU switches.  qrr only: upstream refuses -smp above 1 with
+#             record/replay (the table says what upstream answered).
 #
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -141,6 +149,114 @@ def table(arch, runs, times, sizes, mismatch):
         ' | |')
     rows.append('| replays matching their recording | ' + ' | '.join(
         f'{runs - mismatch[f]}/{runs}' for f in FLAVOURS) + ' | |')
+    return '\n'.join(rows) + '\n'
+
+
+# ---- smp: the cost of recording and replaying several vCPUs ----
+
+SMP_NS = (1, 2, 4)
+SMP_RACE = 400
+
+
+def smp_run(arch, n, config, log, flavour='qrr'):
+    args = [str(qemu(flavour, arch))] + guest_args(arch)
+    i = args.index('-append')
+    args[i + 1] += f' qrr.race={SMP_RACE}'
+    args += ['-smp', str(n)]
+    if config == 'icount':
+        args += ['-icount', 'shift=auto']
+    elif config in ('record', 'replay'):
+        args += ['-icount', f'shift=auto,rr={config},rrfile={log}']
+    t0 = time.monotonic()
+    p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=1800)
+    return time.monotonic() - t0, p
+
+
+def smp_log_counts(log):
+    p = subprocess.run([sys.executable, str(TOP / 'scripts' /
+                                            'replay-dump.py'),
+                        '--stats', '--json', str(log)],
+                       capture_output=True, check=True)
+    st = json.loads(p.stdout)
+    return st['events'], st.get('kinds', {}).get('sched', {}).get('events',
+                                                                  0)
+
+
+def smp_measure(arch, runs, tmp):
+    times = {(n, c): [] for n in SMP_NS for c in CONFIGS}
+    sizes = {n: [] for n in SMP_NS}
+    events = {n: [] for n in SMP_NS}
+    scheds = {n: [] for n in SMP_NS}
+    mismatch = {n: 0 for n in SMP_NS}
+    for i in range(runs):
+        for n in SMP_NS:
+            for config in CONFIGS:
+                log = tmp / f'smp-{arch}-{n}-{i}.rr'
+                t, p = smp_run(arch, n, config, log)
+                if p.returncode != 0:
+                    sys.exit(f'bench: qrr {arch} -smp {n} {config} failed '
+                             f'(exit {p.returncode}):\n'
+                             f'{p.stderr.decode()[-2000:]}')
+                times[n, config].append(t)
+                out = tmp / f'smp-{arch}-{n}-{i}.out'
+                if config == 'record':
+                    sizes[n].append(log.stat().st_size)
+                    e, sc = smp_log_counts(log)
+                    events[n].append(e)
+                    scheds[n].append(sc)
+                    out.write_bytes(p.stdout)
+                elif config == 'replay':
+                    if p.stdout != out.read_bytes():
+                        mismatch[n] += 1
+                    log.unlink()
+                print(f'  {arch} run {i + 1}/{runs} -smp {n} {config:7} '
+                      f'{t:7.2f} s', file=sys.stderr)
+    return times, sizes, events, scheds, mismatch
+
+
+def smp_upstream(arch, tmp):
+    """What upstream answers to a recording with -smp 2."""
+    if not qemu('upstream', arch).exists():
+        return 'not built'
+    _, p = smp_run(arch, 2, 'record', tmp / 'up.rr', 'upstream')
+    if p.returncode == 0:
+        return 'records'
+    lines = p.stderr.decode(errors='replace').strip().splitlines()
+    return f'refuses: "{lines[-1] if lines else p.returncode}"'
+
+
+def smp_table(arch, runs, res, upstream):
+    times, sizes, events, scheds, mismatch = res
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rows = [f'### {arch} ({" ".join(GUEST[arch][0])}, Linux + busybox, '
+            f'racy workload, median of {runs})', '',
+            '| | ' + ' | '.join(f'-smp {n}' for n in SMP_NS) + ' |',
+            '|---|' + '---|' * len(SMP_NS)]
+    names = {'plain': 'plain TCG (s)', 'icount': 'icount only (s)',
+             'record': 'record (s)', 'replay': 'replay (s)'}
+    for c in CONFIGS:
+        rows.append(f'| {names[c]} | ' + ' | '.join(
+            f'{med[n, c]:.2f}' for n in SMP_NS) + ' |')
+    rows.append('| record / icount only | ' + ' | '.join(
+        fmt_ratio(med[n, 'record'], med[n, 'icount']) for n in SMP_NS) +
+        ' |')
+    rows.append('| replay / record | ' + ' | '.join(
+        fmt_ratio(med[n, 'replay'], med[n, 'record']) for n in SMP_NS) +
+        ' |')
+    rows.append('| log size (bytes) | ' + ' | '.join(
+        f'{statistics.median(sizes[n]):,.0f}' for n in SMP_NS) + ' |')
+    rows.append('| events in the log | ' + ' | '.join(
+        f'{statistics.median(events[n]):,.0f}' for n in SMP_NS) + ' |')
+    rows.append('| of which vCPU switches | ' + ' | '.join(
+        f'{statistics.median(scheds[n]):,.0f}' for n in SMP_NS) + ' |')
+    rows.append('| log bytes per event | ' + ' | '.join(
+        f'{statistics.median(sizes[n]) / statistics.median(events[n]):.2f}'
+        for n in SMP_NS) + ' |')
+    rows.append('| replays matching their recording | ' + ' | '.join(
+        f'{runs - mismatch[n]}/{runs}' for n in SMP_NS) + ' |')
+    rows.append('')
+    rows.append(f'Upstream with `-smp 2` and `rr=record`: {upstream}.')
     return '\n'.join(rows) + '\n'
 
 
@@ -698,6 +814,7 @@ a gdb command around `gdb.execute()` in gdb's Python (its round trip).
 SECTIONS = {
     'boot': '## Record and replay: Linux boot',
     'timetravel': '## Reverse debugging',
+    'smp': '## Multi-vCPU record and replay',
 }
 
 
@@ -735,7 +852,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sections = [a.only] if a.only else list(SECTIONS)
     arches = a.arch.split(',')
-    for f in FLAVOURS:
+    for f in FLAVOURS if sections != ['smp'] else ('qrr',):
         for arch in arches:
             if not qemu(f, arch).exists():
                 sys.exit(f'bench: {qemu(f, arch)} is missing: run make bench')
@@ -748,8 +865,8 @@ def main():
     stamp = (f'{time.strftime("%Y-%m-%d")}, {host}, {os.cpu_count()} CPUs')
     header = ('# qrr benchmark\n\n'
               'Written by `make bench` (`tooling/bench.sh`, '
-              '`tooling/bench.py`); `--only boot` or `--only timetravel` '
-              'rewrites one section.\n')
+              '`tooling/bench.py`); `--only boot`, `--only smp` or '
+              '`--only timetravel` rewrites one section.\n')
     out = {}
     bad = False
     with tempfile.TemporaryDirectory(prefix='qrr-bench-') as tmp:
@@ -761,6 +878,16 @@ def main():
                 text.append(table(arch, a.runs, times, sizes, mismatch))
                 bad |= mismatch['qrr'] > 0
             out['boot'] = '\n'.join(text)
+    if 'smp' in sections:
+        text = [SECTIONS['smp'], '',
+                f'qrr benchmark, {stamp}; runs interleaved.', '']
+        with tempfile.TemporaryDirectory(prefix='qrr-bench-smp-') as tmp:
+            for arch in arches:
+                res = smp_measure(arch, a.runs, Path(tmp))
+                text.append(smp_table(arch, a.runs, res,
+                                      smp_upstream(arch, Path(tmp))))
+                bad |= any(res[4].values())
+        out['smp'] = '\n'.join(text)
     if 'timetravel' in sections:
         # not removed at the end: the directories of runs with errors or
         # timeouts are kept for their logs

@@ -93,6 +93,35 @@ int replay_get_instructions(void);
 /* Called by the vCPU after each execution slice. */
 void replay_account_executed_instructions(void);
 
+/*
+ * The round-robin vCPU thread is about to run a slice of @cpu: may it?
+ * Call it with the replay mutex held, before the slice's budget is set.
+ * Record: yes (a switch to another vCPU than the last one is logged),
+ * unless @cpu is halted with nothing to do.  Replay: yes only where the
+ * recording ran @cpu.  When told no, run nothing on @cpu and go on to the
+ * next vCPU; the turn comes back.  @cap bounds the slice's instructions
+ * (INT64_MAX: no bound of the replay's own):
+ *
+ *     if (!replay_vcpu_turn(cpu, &cap)) {
+ *         return false;        // right: another vCPU's turn
+ *     }
+ *     cpu->icount_budget = MIN(limit, cap);
+ *
+ *     replay_vcpu_turn(cpu, &cap);
+ *     cpu_exec(cpu);           // wrong: in replay, maybe not its turn
+ */
+bool replay_vcpu_turn(CPUState *cpu, int64_t *cap);
+
+/*
+ * Replay: the cpu_index of the vCPU whose turn it is (the one the log
+ * switches to now, if it does), where the round-robin loop should start
+ * its next pass; -1 when not replaying.  With the replay mutex held.
+ * Without it, a vCPU that other threads keep busy with queued work or
+ * exit requests could stop every pass before the loop reaches the vCPU
+ * whose turn it is.
+ */
+int replay_vcpu_next(void);
+
 /* ---- clocks ---- */
 
 /*

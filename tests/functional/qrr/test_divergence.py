@@ -70,7 +70,8 @@ def test_register_flip_is_reported_with_its_diff(log, point):
     err = rep.err.decode()
     flipped = int(re.search(r'flipped bit 40 of register 2 at icount (\d+)',
                             err).group(1))
-    m = re.search(r'replay diverged at icount (\d+) \(sync point \d+, after '
+    m = re.search(r'replay diverged at icount (\d+) \(sync point \d+ on '
+                  r'vCPU 0, after '
                   r'\w+\): register 2: recorded (0x[0-9a-f]+) replayed '
                   r'(0x[0-9a-f]+); the log.s next event is \w+ at icount \d+',
                   err)

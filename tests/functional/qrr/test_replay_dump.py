@@ -497,7 +497,7 @@ def test_corrupt_log_lists_events_before_the_problem(tmp_path, log):
 
 def test_bad_event_bytes(tmp_path):
     cases = {
-        bytes([19, 0]): 'payload byte 0: unknown event kind',
+        bytes([20, 0]): 'payload byte 0: unknown event kind',
         bytes([1] + [0x80] * 10): 'payload byte 0: bad instruction count',
         bytes([3, 0]): 'payload byte 0: event argument truncated',
         bytes([12, 0, 8, 0]): 'payload byte 0: unknown clock',

@@ -47,7 +47,9 @@ def state(cmd, text):
     block = gdb.block_for_pc(pc)
     while block is not None and block.function is None:
         block = block.superblock
+    th = gdb.selected_thread()
     return {'cmd': cmd, 'pc': pc, 'icount': icount(), 'text': text,
+            'thread': th.num if th is not None else None,
             'line': gdb.find_pc_line(pc).line,
             'func': block.function.name if block is not None else None,
             'entry': block.start if block is not None else None}
