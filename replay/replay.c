@@ -266,6 +266,40 @@ static ReplayChannel channel_of(const ReplayEvent *ev)
     }
 }
 
+/*
+ * The argument of @ev that names an enum value of QEMU (a clock, a
+ * checkpoint, a shutdown cause, a vCPU) is one that QEMU has; the
+ * decoder only knows the byte encoding.
+ */
+static void replay_check_event_args(const ReplayEvent *ev)
+{
+    int64_t limit;
+
+    switch (ev->kind) {
+    case REPLAY_EV_CLOCK:
+        limit = REPLAY_CLOCK_COUNT;
+        break;
+    case REPLAY_EV_CHECKPOINT:
+        limit = CHECKPOINT_COUNT;
+        break;
+    case REPLAY_EV_SHUTDOWN:
+        limit = SHUTDOWN_CAUSE__MAX;
+        break;
+    case REPLAY_EV_SCHED:
+        limit = REPLAY_MAX_VCPUS;
+        break;
+    default:
+        return;
+    }
+    if (ev->arg[0] < 0 || ev->arg[0] >= limit) {
+        replay_fatal("record/replay: the log's %s event at icount %" PRIu64
+                     " has argument %" PRId64 ", which is not one of the "
+                     "%" PRId64 " that this QEMU knows",
+                     replay_event_name(ev->kind), ev->icount, ev->arg[0],
+                     limit);
+    }
+}
+
 /* Decode one more event; false at the end of the log. */
 static bool replay_decode(void)
 {
@@ -286,6 +320,7 @@ static bool replay_decode(void)
         replay_state.log_exhausted = true;
         return false;
     }
+    replay_check_event_args(ev);
     replay_state.decoded_icount = ev->icount;
     if (replay_event_is_value(ev->kind)) {
         g_queue_push_tail(&replay_state.channel[channel_of(ev)], ev);
