@@ -83,8 +83,10 @@ def qemu(flavour, arch):
     return BUILD / flavour / 'qemu' / f'qemu-system-{arch}'
 
 
-def run_one(flavour, arch, config, log):
-    args = [str(qemu(flavour, arch))] + guest_args(arch)
+def run_guest(flavour, arch, config, log, append='', extra=()):
+    """Run the Linux guest in @config; (seconds, CompletedProcess)."""
+    args = [str(qemu(flavour, arch))] + guest_args(arch) + list(extra)
+    args[args.index('-append') + 1] += append
     if config == 'icount':
         args += ['-icount', 'shift=auto']
     elif config in ('record', 'replay'):
@@ -92,7 +94,11 @@ def run_one(flavour, arch, config, log):
     t0 = time.monotonic()
     p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
                        timeout=1800)
-    elapsed = time.monotonic() - t0
+    return time.monotonic() - t0, p
+
+
+def run_one(flavour, arch, config, log):
+    elapsed, p = run_guest(flavour, arch, config, log)
     if p.returncode != 0:
         sys.exit(f'bench: {flavour} {arch} {config} failed '
                  f'(exit {p.returncode}):\n{p.stderr.decode()[-2000:]}')
@@ -159,18 +165,8 @@ SMP_RACE = 400
 
 
 def smp_run(arch, n, config, log, flavour='qrr'):
-    args = [str(qemu(flavour, arch))] + guest_args(arch)
-    i = args.index('-append')
-    args[i + 1] += f' qrr.race={SMP_RACE}'
-    args += ['-smp', str(n)]
-    if config == 'icount':
-        args += ['-icount', 'shift=auto']
-    elif config in ('record', 'replay'):
-        args += ['-icount', f'shift=auto,rr={config},rrfile={log}']
-    t0 = time.monotonic()
-    p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=1800)
-    return time.monotonic() - t0, p
+    return run_guest(flavour, arch, config, log, f' qrr.race={SMP_RACE}',
+                     ['-smp', str(n)])
 
 
 def smp_log_counts(log):
@@ -235,26 +231,26 @@ def smp_table(arch, runs, res, upstream):
             '|---|' + '---|' * len(SMP_NS)]
     names = {'plain': 'plain TCG (s)', 'icount': 'icount only (s)',
              'record': 'record (s)', 'replay': 'replay (s)'}
+
+    def row(label, cell):
+        rows.append(f'| {label} | ' + ' | '.join(cell(n) for n in SMP_NS) +
+                    ' |')
+
+    def mid(vals):
+        return statistics.median(vals)
     for c in CONFIGS:
-        rows.append(f'| {names[c]} | ' + ' | '.join(
-            f'{med[n, c]:.2f}' for n in SMP_NS) + ' |')
-    rows.append('| record / icount only | ' + ' | '.join(
-        fmt_ratio(med[n, 'record'], med[n, 'icount']) for n in SMP_NS) +
-        ' |')
-    rows.append('| replay / record | ' + ' | '.join(
-        fmt_ratio(med[n, 'replay'], med[n, 'record']) for n in SMP_NS) +
-        ' |')
-    rows.append('| log size (bytes) | ' + ' | '.join(
-        f'{statistics.median(sizes[n]):,.0f}' for n in SMP_NS) + ' |')
-    rows.append('| events in the log | ' + ' | '.join(
-        f'{statistics.median(events[n]):,.0f}' for n in SMP_NS) + ' |')
-    rows.append('| of which vCPU switches | ' + ' | '.join(
-        f'{statistics.median(scheds[n]):,.0f}' for n in SMP_NS) + ' |')
-    rows.append('| log bytes per event | ' + ' | '.join(
-        f'{statistics.median(sizes[n]) / statistics.median(events[n]):.2f}'
-        for n in SMP_NS) + ' |')
-    rows.append('| replays matching their recording | ' + ' | '.join(
-        f'{runs - mismatch[n]}/{runs}' for n in SMP_NS) + ' |')
+        row(names[c], lambda n: f'{med[n, c]:.2f}')
+    row('record / icount only',
+        lambda n: fmt_ratio(med[n, 'record'], med[n, 'icount']))
+    row('replay / record',
+        lambda n: fmt_ratio(med[n, 'replay'], med[n, 'record']))
+    row('log size (bytes)', lambda n: f'{mid(sizes[n]):,.0f}')
+    row('events in the log', lambda n: f'{mid(events[n]):,.0f}')
+    row('of which vCPU switches', lambda n: f'{mid(scheds[n]):,.0f}')
+    row('log bytes per event',
+        lambda n: f'{mid(sizes[n]) / mid(events[n]):.2f}')
+    row('replays matching their recording',
+        lambda n: f'{runs - mismatch[n]}/{runs}')
     rows.append('')
     rows.append(f'Upstream with `-smp 2` and `rr=record`: {upstream}.')
     return '\n'.join(rows) + '\n'

@@ -127,13 +127,22 @@ def field(out, name):
                          ids=['-'.join(c) for c in CELLS])
 def test_disk_and_net_replay(tmp_path, disk, server, machine, disk_kind,
                              nic, run):
+    check_disk_and_net(tmp_path, disk, server, machine, disk_kind, nic,
+                       f'{run} {random.random()}')
+
+
+def check_disk_and_net(tmp_path, disk, server, machine, disk_kind, nic,
+                       tag, extra=()):
+    """Record with the file served as "recorded content @tag", replay
+    with it changed: the replay prints the recorded disk and file."""
     image, md5_first_mib = disk
     arch = q.MACHINES[machine][0]
-    args = device_args(machine, disk_kind, nic, image, server.url)
+    args = device_args(machine, disk_kind, nic, image, server.url) + \
+        list(extra)
     log = tmp_path / 'dev.rr'
     image_sha = sha256(image)
 
-    recorded_md5 = server.set(f'recorded content {run} {random.random()}\n')
+    recorded_md5 = server.set(f'recorded content {tag}\n')
     rec = q.run(arch, args + q.icount_opt('record', log))
     assert rec.rc == 0, 'record failed: ' + rec.describe()
     assert sha256(image) == image_sha, 'record wrote the disk image'
@@ -151,6 +160,7 @@ def test_disk_and_net_replay(tmp_path, disk, server, machine, disk_kind,
     assert b'recorded content' in out
     assert b'the file changed' not in out
     assert b'error' not in rep.err.lower(), rep.describe()
+    return rep
 
 
 def startup_error(machine, args):

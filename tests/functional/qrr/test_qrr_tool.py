@@ -379,6 +379,21 @@ def test_record_then_replay_matches(boot, tmp_path):
 
 
 @needs_build
+def test_replay_that_differs_exits_3(boot, tmp_path):
+    """A replay whose output is not the recording's is no success: here
+    the recorded output was changed after the recording."""
+    base, guest, trace, rec = boot
+    copy = tmp_path / 'trace'
+    shutil.copytree(trace, copy)
+    with open(copy / 'record-stdout.txt', 'ab') as f:
+        f.write(b'not printed by the guest\n')
+    r = qrrcmd.run(['replay', copy, '--qemu-dir', q.QEMU_BUILD],
+                   timeout=E2E_TIMEOUT)
+    assert r.rc == 3, r.describe()
+    assert 'the output DIFFERS from the recording' in r.err.decode()
+
+
+@needs_build
 def test_info_dump_report(boot, tmp_path):
     base, guest, trace, rec = boot
     m = json.loads((trace / 'manifest.json').read_text())
