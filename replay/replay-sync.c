@@ -7,7 +7,9 @@
  *
  * Every rrsync=N-th interrupt or exception taken by the vCPU is a sync
  * point.  Record logs a SYNC value event there holding the vCPU's core
- * registers as gdb reads them (gdb's register numbering and byte order),
+ * registers as gdb reads them (gdb's register numbering and byte order;
+ * on a machine with several vCPUs, those of every vCPU, one after the
+ * other in cpu_index order, so a divergence of any vCPU is seen),
  * XORed with those of the previous sync point so that unchanged registers
  * are zero bytes and compress away (the first sync point XORs with zeros);
  * replay compares its own registers at the same sync point.  A replay that
@@ -23,10 +25,11 @@
  * QRR_TEST_PERTURB_REG (gdb number, default 0) and QRR_TEST_PERTURB_BIT
  * (default 0) choose which.  With QRR_TEST_PERTURB_AT_SYNC=1 the flip waits
  * for an event that is a sync point, so that the sync point's register
- * comparison, not a later event, is what sees it.  With
- * QRR_TEST_PERTURB_TIMERS_NS=D the replay instead makes the guest's
- * pending QEMU_CLOCK_VIRTUAL timers D ns late, as a guest that diverged
- * and programmed them otherwise would have them.
+ * comparison, not a later event, is what sees it; QRR_TEST_PERTURB_OTHER=1
+ * flips the register of the next vCPU instead of the one taking the
+ * event.  With QRR_TEST_PERTURB_TIMERS_NS=D the replay instead makes the
+ * guest's pending QEMU_CLOCK_VIRTUAL timers D ns late, as a guest that
+ * diverged and programmed them otherwise would have them.
  */
 
 #include "qemu/osdep.h"
@@ -126,11 +129,10 @@ static void mask_bookkeeping(int reg, uint8_t *p, int n)
     }
 }
 
-/* The core registers of @cpu, one after the other; @sizes gets each size. */
-static GByteArray *read_regs(CPUState *cpu, GArray *sizes)
+/* Append the core registers of @cpu; @sizes gets each size. */
+static void read_cpu_regs(CPUState *cpu, GByteArray *buf, GArray *sizes)
 {
     CPUClass *cc = CPU_GET_CLASS(cpu);
-    GByteArray *buf = g_byte_array_new();
     int r, n;
 
     for (r = 0; r < cpu->gdb_num_g_regs; r++) {
@@ -142,7 +144,34 @@ static GByteArray *read_regs(CPUState *cpu, GArray *sizes)
             g_array_append_val(sizes, n);
         }
     }
+}
+
+/*
+ * The core registers of every vCPU, one after the other in cpu_index
+ * order (all vCPUs of a machine have the same registers).
+ */
+static GByteArray *read_regs(GArray *sizes)
+{
+    GByteArray *buf = g_byte_array_new();
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        read_cpu_regs(cpu, buf, sizes);
+    }
     return buf;
+}
+
+/* "register R" on a machine with one vCPU, "vCPU K register R" else. */
+static void append_reg_name(GString *s, unsigned r)
+{
+    unsigned nregs = first_cpu->gdb_num_g_regs;
+
+    if (CPU_NEXT(first_cpu) && nregs) {
+        g_string_append_printf(s, "vCPU %u register %u", r / nregs,
+                               r % nregs);
+    } else {
+        g_string_append_printf(s, "register %u", r);
+    }
 }
 
 static void perturb(CPUState *cpu)
@@ -165,7 +194,8 @@ static void perturb(CPUState *cpu)
         buf->data[bit / 8] ^= 1 << (bit % 8);
         cc->gdb_write_register(cpu, buf->data, reg);
         warn_report("record/replay: test: flipped bit %u of register %u at "
-                    "icount %" PRIu64, bit, reg, replay_icount());
+                    "icount %" PRIu64 " on vCPU %d", bit, reg, replay_icount(),
+                    cpu->cpu_index);
     }
 }
 
@@ -193,8 +223,9 @@ static G_NORETURN void report_mismatch(uint64_t seq, const ReplayEvent *ev,
         if (off + n <= ev->len && off + n <= now->len &&
             memcmp(ev->data + off, now->data + off, n)) {
             if (ndiff < MAX_REPORTED_REGS) {
-                g_string_append_printf(s, "%sregister %u: recorded ",
-                                       ndiff ? ", " : "", r);
+                g_string_append(s, ndiff ? ", " : "");
+                append_reg_name(s, r);
+                g_string_append(s, ": recorded ");
                 append_hex(s, ev->data + off, n);
                 g_string_append(s, " replayed ");
                 append_hex(s, now->data + off, n);
@@ -220,11 +251,11 @@ static G_NORETURN void report_mismatch(uint64_t seq, const ReplayEvent *ev,
                  next ? next->icount : 0);
 }
 
-static void sync_check(CPUState *cpu, uint64_t seq)
+static void sync_check(uint64_t seq)
 {
     uint64_t now = replay_icount();
     g_autoptr(GArray) sizes = g_array_new(false, false, sizeof(int));
-    g_autoptr(GByteArray) regs = read_regs(cpu, sizes);
+    g_autoptr(GByteArray) regs = read_regs(sizes);
     g_autoptr(GByteArray) prev = prev_regs ? g_byte_array_ref(prev_regs)
                                            : NULL;
     ReplayEvent *ev = replay_value_take(REPLAY_CH_SYNC, now);
@@ -272,19 +303,20 @@ void replay_sync_point(void)
          (replay_state.sync_interval &&
           seq % replay_state.sync_interval == 0))) {
         replay_state.perturb_icount = -1;
-        perturb(cpu);
+        perturb(env_uint("QRR_TEST_PERTURB_OTHER", 0) && CPU_NEXT(first_cpu)
+                ? (CPU_NEXT(cpu) ?: first_cpu) : cpu);
     }
     if (!replay_state.sync_interval || seq % replay_state.sync_interval) {
         return;
     }
     if (replay_mode == REPLAY_MODE_RECORD) {
-        g_autoptr(GByteArray) regs = read_regs(cpu, NULL);
+        g_autoptr(GByteArray) regs = read_regs(NULL);
         g_autofree uint8_t *data = g_memdup2(regs->data, regs->len);
 
         xor_prev(data, regs);
         replay_record(REPLAY_EV_SYNC, replay_icount(), seq, 0, data,
                       regs->len);
     } else if (replay_mode == REPLAY_MODE_PLAY) {
-        sync_check(cpu, seq);
+        sync_check(seq);
     }
 }

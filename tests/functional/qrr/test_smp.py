@@ -337,3 +337,45 @@ def test_qrr_record_says_why_qemu_refused(tmp_path):
     assert re.search(r'QEMU refused to start \(exit status 1\): .*record/'
                      r'replay does not support vCPU hotplug', err), err
     assert 'corrupt' not in err, err
+
+
+def test_smp_divergence_names_the_vcpu(tmp_path):
+    """A register of the vCPU that does not take a sync point's event,
+    flipped right before it: the sync point holds every vCPU's registers,
+    so it sees the flip at once and names that vCPU."""
+    args = smp_args('virt-a57', 2)
+    log = tmp_path / 'div.rr'
+    rec = q.run('aarch64', args + q.icount_opt('record', log))
+    assert rec.rc == 0, rec.describe()
+    env = dict(os.environ, QRR_TEST_PERTURB_ICOUNT='400000000',
+               QRR_TEST_PERTURB_REG='2', QRR_TEST_PERTURB_BIT='40',
+               QRR_TEST_PERTURB_AT_SYNC='1', QRR_TEST_PERTURB_OTHER='1')
+    rep = q.run('aarch64', args + q.icount_opt('replay', log), env=env,
+                timeout=120)
+    assert rep.rc == 1, rep.describe()
+    err = rep.err.decode()
+    m = re.search(r'flipped bit 40 of register 2 at icount (\d+) on vCPU '
+                  r'(\d)', err)
+    assert m, err
+    flipped, vcpu = int(m.group(1)), m.group(2)
+    m = re.search(r'replay diverged at icount (\d+) \(sync point \d+ on '
+                  r'vCPU (\d), after \w+\): vCPU (\d) register 2: recorded '
+                  r'(0x[0-9a-f]+) replayed (0x[0-9a-f]+)', err)
+    assert m, err
+    assert int(m.group(1)) == flipped, err
+    assert m.group(2) != vcpu and m.group(3) == vcpu, err
+    assert int(m.group(4), 16) ^ int(m.group(5), 16) == 1 << 40, err
+
+
+@pytest.mark.parametrize('ncpus', [8])
+def test_smp_gicv3_and_eight_vcpus(tmp_path, ncpus):
+    """AArch64 virt with a GICv3 (SGIs through the redistributors and
+    ICC_SGI1R, not the GICv2 distributor) and 8 vCPUs brought up by PSCI
+    CPU_ON: the replay matches."""
+    args = smp_args('virt-max', ncpus) + ['-M', 'virt,gic-version=3']
+    rec, rep = q.record_replay('aarch64', args, tmp_path / 'gic3.rr',
+                               typed=(None, None))
+    q.assert_same_output(rec, rep)
+    out = rep.guest_output()
+    assert field(out, 'nproc') == str(ncpus), rep.describe()
+    assert b'GICv3' in rep.out, rep.describe()
