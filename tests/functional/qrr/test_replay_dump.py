@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from craftlog import uleb
+
 TOP = Path(__file__).resolve().parents[3]
 SCRIPT = TOP / 'scripts' / 'replay-dump.py'
 
@@ -39,16 +41,6 @@ KIND = {name: i for i, (name, _, _) in enumerate(SHAPES)}
 
 
 # ---- a writer of logs ----
-
-def uleb(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7f
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
 
 def sleb(v):
     return uleb(((v << 1) ^ (v >> 63)) & U64)
