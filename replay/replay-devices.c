@@ -60,6 +60,13 @@ static DeviceState *user_device(DeviceState *dev)
     return dev;
 }
 
+/* The id the user gave @dev, else its QOM path. */
+static char *device_id(DeviceState *dev)
+{
+    return dev->id ? g_strdup(dev->id) :
+                     object_get_canonical_path(OBJECT(dev));
+}
+
 /*
  * The name of the iothread that serves @dev, or the controller it is
  * plugged into (virtio-scsi for scsi-hd), or NULL; *@owner is the device
@@ -116,12 +123,11 @@ static bool check_drives(Error **errp)
         if (!bs || !dev) {
             continue;
         }
+        name = blk_name(blk)[0] ? blk_name(blk) : bdrv_get_node_name(bs);
         iothread = device_iothread(dev, &owner);
         if (iothread) {
             owner = user_device(owner);
-            dev_id = owner->id ? g_strdup(owner->id) :
-                     object_get_canonical_path(OBJECT(owner));
-            name = blk_name(blk)[0] ? blk_name(blk) : bdrv_get_node_name(bs);
+            dev_id = device_id(owner);
             error_setg(errp, "record/replay: drive '%s' is served by "
                        "iothread '%s', whose disk requests a replay cannot "
                        "reproduce; remove iothread= (or iothread-vq-mapping=) "
@@ -133,9 +139,7 @@ static bool check_drives(Error **errp)
             continue;
         }
         dev = user_device(dev);
-        dev_id = dev->id ? g_strdup(dev->id) :
-                 object_get_canonical_path(OBJECT(dev));
-        name = blk_name(blk)[0] ? blk_name(blk) : bdrv_get_node_name(bs);
+        dev_id = device_id(dev);
         error_setg(errp, "record/replay: drive '%s' (%s '%s') does not go "
                    "through blkreplay; add -drive driver=blkreplay,if=none,"
                    "image=%s,id=ID and attach the device to drive=ID",

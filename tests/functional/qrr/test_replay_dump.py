@@ -487,6 +487,19 @@ def test_corrupt_log_lists_events_before_the_problem(tmp_path, log):
     assert 'chunk 2 payload checksum mismatch' in p.stderr
 
 
+def check_bad_payloads(tmp_path, cases):
+    """Each payload of @cases alone in a chunk: --verify names the
+    problem given."""
+    for payload, message in cases.items():
+        data = (log_header() +
+                chunk_header(0, 0, 0, 1, len(payload), payload, 0, 1) +
+                payload)
+        path = tmp_path / 'ev.rr'
+        path.write_bytes(data)
+        p = run_dump('--verify', path, check_rc=1)
+        assert message in p.stderr, payload
+
+
 def test_bad_event_bytes(tmp_path):
     cases = {
         bytes([20, 0]): 'payload byte 0: unknown event kind',
@@ -496,14 +509,7 @@ def test_bad_event_bytes(tmp_path):
         bytes([13, 0, 0, 5, 1]): 'payload byte 0: event data truncated or '
                                  'too long',
     }
-    for payload, message in cases.items():
-        data = (log_header() +
-                chunk_header(0, 0, 0, 1, len(payload), payload, 0, 1) +
-                payload)
-        path = tmp_path / 'ev.rr'
-        path.write_bytes(data)
-        p = run_dump('--verify', path, check_rc=1)
-        assert message in p.stderr, payload
+    check_bad_payloads(tmp_path, cases)
 
 
 def test_non_canonical_varints(tmp_path):
@@ -518,14 +524,7 @@ def test_non_canonical_varints(tmp_path):
         bytes([13, 0, 0, 0x80, 0x00]): 'payload byte 0: event data '
                                        'truncated or too long',
     }
-    for payload, message in cases.items():
-        data = (log_header() +
-                chunk_header(0, 0, 0, 1, len(payload), payload, 0, 1) +
-                payload)
-        path = tmp_path / 'ev.rr'
-        path.write_bytes(data)
-        p = run_dump('--verify', path, check_rc=1)
-        assert message in p.stderr, payload
+    check_bad_payloads(tmp_path, cases)
 
 
 def test_zlib_stream_cut_short(tmp_path):
