@@ -154,9 +154,9 @@ static bool replay_turn(CPUState *cpu)
     if (!h) {
         return true;            /* no log left to follow: finished */
     }
+    /* the decoder checked the argument against REPLAY_MAX_VCPUS */
     due = h->kind == REPLAY_EV_SCHED && h->icount == replay_icount();
-    if (due && (h->arg[0] < 0 || h->arg[0] >= REPLAY_MAX_VCPUS ||
-                !qemu_get_cpu(h->arg[0]) ||
+    if (due && (!qemu_get_cpu(h->arg[0]) ||
                 h->arg[0] == replay_state.sched_vcpu)) {
         replay_fatal("record/replay: the log's vCPU switch at icount %"
                      PRIu64 " names vCPU %" PRId64 ", which %s",
@@ -203,7 +203,6 @@ int replay_vcpu_next(void)
     }
     h = replay_head_peek();
     if (h && h->kind == REPLAY_EV_SCHED && h->icount == replay_icount() &&
-        h->arg[0] >= 0 && h->arg[0] < REPLAY_MAX_VCPUS &&
         qemu_get_cpu(h->arg[0])) {
         return h->arg[0];
     }
