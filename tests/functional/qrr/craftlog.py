@@ -1,8 +1,8 @@
-# Crafted replay logs for tests: read a real recording with
-# scripts/replay-dump.py's reader, let a test change, insert or remove
-# events, and write a log that is valid again (chunk sizes, event counts,
-# last icounts and CRCs recomputed), so that what the replay meets is the
-# crafted event, not a checksum mismatch.
+# Crafted replay logs for tests: read a real recording with the log reader
+# that scripts/replay-dump.py and qrr share (scripts/qrr_tool/logreader.py),
+# let a test change, insert or remove events, and write a log that is valid
+# again (chunk sizes, event counts, last icounts and CRCs recomputed), so
+# that what the replay meets is the crafted event, not a checksum mismatch.
 #
 # The format is that of the header comments of replay/replay-log.c (file,
 # chunks) and replay/replay-event.c (events).
@@ -15,23 +15,16 @@
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
 
-import importlib.util
 import struct
+import sys
 import zlib
 from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[3]
-REPLAY_DUMP = TOP / 'scripts' / 'replay-dump.py'
+sys.path.insert(0, str(TOP / 'scripts'))
 
+from qrr_tool import logreader as rd  # noqa: E402
 
-def _replay_dump():
-    spec = importlib.util.spec_from_file_location('replay_dump', REPLAY_DUMP)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-rd = _replay_dump()
 KIND = {name: i for i, (name, _, _) in enumerate(rd.KINDS)}
 CHECKPOINT = {name: i for i, name in enumerate(rd.CHECKPOINTS)}
 CLOCK = {name: i for i, name in enumerate(rd.CLOCKS)}
