@@ -9,3 +9,7 @@ UNIT_TESTS=(test-replay-log test-replay-timers)
 ninja -C "$bld" "${UNIT_TESTS[@]/#/tests/unit/}" >/dev/null
 qrr_log "unit tests: ${UNIT_TESTS[*]}"
 meson test -C "$bld" --no-rebuild --print-errorlogs "${UNIT_TESTS[@]}"
+
+# Python unit tests (pytest): the qrr tool, no QEMU needed.
+qrr_log "python unit tests: tests/unit/test_*.py"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider "$QRR_TOP"/tests/unit/test_*.py

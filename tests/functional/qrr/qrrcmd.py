@@ -4,8 +4,6 @@
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
 
-import importlib.machinery
-import importlib.util
 import subprocess
 import sys
 import threading
@@ -14,15 +12,6 @@ import time
 import qrrtest as q
 
 QRR = q.TOP / 'scripts' / 'qrr'
-
-
-def load_tool():
-    """scripts/qrr as a module (it has no .py suffix)."""
-    loader = importlib.machinery.SourceFileLoader('qrr_tool', str(QRR))
-    spec = importlib.util.spec_from_loader('qrr_tool', loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
 
 
 def run(args, typed=None, timeout=q.DEFAULT_TIMEOUT, env=None, cwd=None):

@@ -1,6 +1,7 @@
-# scripts/qrr, the one-command tool: the command line rewriting (pure
-# functions, no QEMU), its errors, and record/replay/info/dump/report/pack/
-# debug end to end on the x86 test guest.
+# scripts/qrr, the one-command tool: its command errors, and
+# record/replay/info/dump/report/pack/debug end to end on the x86 test
+# guest.  The command line rewriting (a pure function) is unit tested in
+# tests/unit/test_qrr_rewrite.py.
 #
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -23,190 +24,11 @@ import pytest
 import qrrcmd
 import qrrtest as q
 
-qrr = qrrcmd.load_tool()
-
 MACHINE = 'pc'
 ARCH = 'x86_64'
 BINARY = f'qemu-system-{ARCH}'
 # a guest run is ~15 s: anything beyond this is a hang
 E2E_TIMEOUT = 240
-
-
-def rw(args, arch=ARCH, mode='record', trace_dir='/trace', cwd='/cwd'):
-    return qrr.rewrite(args, arch, mode, trace_dir, cwd)
-
-
-def opt_values(args, opt):
-    return [args[i + 1] for i in range(len(args) - 1) if args[i] == opt]
-
-
-# ---- rewriting (no QEMU) ----
-
-def test_option_strings_round_trip():
-    text = 'file=a,,b.img,if=none,id=x,discard'
-    pairs = qrr.split_opts(text)
-    assert [p[:2] for p in pairs] == [['file', 'a,b.img'], ['if', 'none'],
-                                      ['id', 'x'], ['discard', 'on']]
-    assert qrr.join_opts(pairs) == text
-    assert qrr.split_opts('user,id=n', 'type')[0][:2] == ['type', 'user']
-
-
-def test_virtio_drive_goes_through_blkreplay():
-    p = rw(['-drive', 'file=disk.qcow2,if=virtio,format=qcow2,cache=none'])
-    assert opt_values(p.args, '-drive') == [
-        'file=/trace/disk-0.qcow2,format=qcow2,if=none,id=qrr-img0,'
-        'cache=none',
-        'driver=blkreplay,if=none,image=qrr-img0,id=qrr-blk0']
-    assert 'virtio-blk,drive=qrr-blk0' in opt_values(p.args, '-device')
-    d = p.disks[0]
-    assert (d.source, d.format, d.base, d.overlay) == (
-        '/cwd/disk.qcow2', 'qcow2', 'disk-0.base.qcow2', 'disk-0.qcow2')
-
-
-def test_virtio_drive_on_arm_virt():
-    p = rw(['-M', 'virt', '-drive', 'file=/i/d.raw'], arch='aarch64')
-    assert 'virtio-blk,drive=qrr-blk0' in opt_values(p.args, '-device')
-    assert p.disks[0].format is None        # detected with qemu-img info
-
-
-def test_ide_shorthands_on_pc():
-    p = rw(['-hda', 'a.img', '-hdb', 'b.img', '-cdrom', 'c.iso'])
-    devs = opt_values(p.args, '-device')
-    assert 'ide-hd,drive=qrr-blk0,bus=ide.0,unit=0' in devs
-    assert 'ide-hd,drive=qrr-blk1,bus=ide.0,unit=1' in devs
-    assert 'ide-cd,drive=qrr-blk2,bus=ide.1,unit=0' in devs
-    assert opt_values(p.args, '-drive')[4].endswith('read-only=on')
-    assert [d.media for d in p.disks] == ['disk', 'disk', 'cdrom']
-
-
-def test_default_cdrom_kept_when_ide_devices_are_added():
-    p = rw(['-hda', 'a.img'])
-    assert 'ide-cd,bus=ide.1,unit=0' in opt_values(p.args, '-device')
-    p = rw(['-hda', 'a.img', '-nodefaults'])
-    assert 'ide-cd,bus=ide.1,unit=0' not in opt_values(p.args, '-device')
-
-
-def test_ide_on_q35_one_unit_per_bus():
-    p = rw(['-M', 'q35', '-drive', 'file=a.img', '-drive', 'file=b.img',
-            '-drive', 'file=c.img,if=ide,index=4'])
-    devs = opt_values(p.args, '-device')
-    assert 'ide-hd,drive=qrr-blk0,bus=ide.0,unit=0' in devs
-    assert 'ide-hd,drive=qrr-blk1,bus=ide.1,unit=0' in devs
-    assert 'ide-hd,drive=qrr-blk2,bus=ide.4,unit=0' in devs
-
-
-def test_if_none_drive_device_is_repointed():
-    p = rw(['-device', 'virtio-blk-pci,drive=d0,bootindex=1',
-            '-drive', 'if=none,id=d0,file=/x/y.raw,format=raw,werror=stop',
-            '-device', '{"driver": "ide-hd", "drive": "d0"}'])
-    devs = opt_values(p.args, '-device')
-    assert devs[0] == 'virtio-blk-pci,drive=qrr-blk0,bootindex=1'
-    assert json.loads(devs[1])['drive'] == 'qrr-blk0'
-    assert opt_values(p.args, '-drive')[1] == \
-        'driver=blkreplay,if=none,image=qrr-img0,id=qrr-blk0,werror=stop'
-
-
-def test_nic_becomes_netdev_device_and_filter():
-    p = rw(['-nic', 'user,model=virtio-net-pci,mac=52:54:00:12:34:99,'
-            'hostfwd=tcp::2222-:22'])
-    assert opt_values(p.args, '-netdev') == [
-        'user,id=qrr-nic0,hostfwd=tcp::2222-:22']
-    assert opt_values(p.args, '-device') == [
-        'virtio-net-pci,netdev=qrr-nic0,mac=52:54:00:12:34:99']
-    assert opt_values(p.args, '-object') == [
-        'filter-replay,id=qrr-net0,netdev=qrr-nic0']
-    assert '-nic' not in p.args and '-net' not in p.args
-
-
-@pytest.mark.parametrize('machine,arch,model', [
-    ('pc', 'x86_64', 'e1000'), ('q35', 'x86_64', 'e1000e'),
-    ('virt', 'aarch64', 'virtio-net-pci')])
-def test_nic_default_model(machine, arch, model):
-    p = rw(['-M', machine, '-nic', 'user'], arch=arch)
-    assert opt_values(p.args, '-device') == [f'{model},netdev=qrr-nic0']
-
-
-def test_netdev_gets_a_filter():
-    p = rw(['-netdev', 'user,id=n0', '-device', 'e1000,netdev=n0',
-            '-netdev', '{"type": "user", "id": "n1"}'])
-    assert opt_values(p.args, '-object') == [
-        'filter-replay,id=qrr-net0,netdev=n0',
-        'filter-replay,id=qrr-net1,netdev=n1']
-    assert [n for n, _ in p.netdevs] == ['n0', 'n1']
-
-
-def test_net_none_where_qemu_would_add_a_nic():
-    assert opt_values(rw([]).args, '-net') == ['none']
-    assert rw([]).notes
-    assert '-net' not in rw(['-nodefaults']).args
-    assert '-net' not in rw(['-nic', 'none']).args
-    assert opt_values(rw(['-net', 'none']).args, '-net') == ['none']
-
-
-def test_icount_added_and_merged():
-    assert opt_values(rw([]).args, '-icount') == [
-        'shift=auto,rr=record,rrfile=/trace/replay.rr']
-    p = rw(['-icount', '5,sleep=off,rrsync=16'])
-    assert opt_values(p.args, '-icount') == [
-        'shift=5,sleep=off,rrsync=16,rr=record,rrfile=/trace/replay.rr']
-    p = rw(['-icount', 'shift=auto'], mode='replay', trace_dir=None)
-    assert opt_values(p.args, '-icount') == [
-        'shift=auto,rr=replay,rrfile=replay.rr']
-
-
-def test_replay_paths_are_relative_user_paths_absolute():
-    p = rw(['-kernel', 'vmlinuz', '-initrd', '../i.gz', '-hda', 'd.img'],
-           mode='replay', trace_dir=None, cwd='/home/u/w')
-    assert opt_values(p.args, '-kernel') == ['/home/u/w/vmlinuz']
-    assert opt_values(p.args, '-initrd') == ['/home/u/i.gz']
-    assert opt_values(p.args, '-drive')[0].startswith('file=disk-0.qcow2,')
-    assert p.disks[0].source == '/home/u/w/d.img'
-
-
-def test_commas_in_paths_are_escaped():
-    p = rw(['-drive', 'file=a,,b.img,if=virtio'], trace_dir='/t,x')
-    assert opt_values(p.args, '-drive')[0].startswith(
-        'file=/t,,x/disk-0.qcow2,')
-    assert p.disks[0].source == '/cwd/a,b.img'
-    assert 'rrfile=/t,,x/replay.rr' in opt_values(p.args, '-icount')[0]
-
-
-def test_snapshot_is_dropped():
-    p = rw(['-snapshot', '-hda', 'a.img'])
-    assert '-snapshot' not in p.args
-    assert any('-snapshot' in n for n in p.notes)
-
-
-@pytest.mark.parametrize('args,message', [
-    (['-icount', 'shift=auto,rr=record'], 'qrr sets rr= itself'),
-    (['-icount', 'rrfile=x.rr'], 'qrr sets rrfile= itself'),
-    (['-icount', 'rrsnapshot=s'], 'rrsnapshot= is not supported'),
-    (['-net', 'nic', '-net', 'user'], 'legacy -net option is not supported'),
-    (['-blockdev', 'driver=file,filename=x,node-name=n'],
-     '-blockdev is not supported by qrr'),
-    (['-drive', 'file=a.img,if=scsi'], 'if=scsi is not supported by qrr'),
-    (['-drive', 'file=nbd://h/x,if=virtio'], 'only local image files'),
-    (['-drive', 'file=a.img,if=none'], 'if=none needs id='),
-    (['-drive', 'if=virtio'], 'file= is missing'),
-    (['-fda', 'f.img'], 'floppy disks are not supported'),
-    (['-enable-kvm'], 'record/replay needs TCG'),
-    (['-accel', 'kvm'], '-accel kvm: record/replay needs TCG'),
-    (['-M', 'pc,accel=kvm'], 'accel=kvm: record/replay needs TCG'),
-    (['-kernel'], '-kernel needs an argument'),
-    (['-hda', 'a', '-drive', 'file=b,index=0'], 'used twice'),
-])
-def test_rewrite_errors(args, message):
-    with pytest.raises(qrr.QrrError, match=re.escape(message)):
-        rw(args)
-
-
-def test_unknown_machine_needs_explicit_interface():
-    with pytest.raises(qrr.QrrError, match='give if=virtio'):
-        rw(['-M', 'sbsa-ref', '-drive', 'file=a.img'], arch='aarch64')
-    with pytest.raises(qrr.QrrError, match='media=cdrom needs if=ide'):
-        rw(['-M', 'virt', '-cdrom', 'a.iso'], arch='aarch64')
-    with pytest.raises(qrr.QrrError, match='has no IDE bus'):
-        rw(['-M', 'virt', '-drive', 'file=a.img,if=ide'], arch='aarch64')
 
 
 # ---- command line errors (a fake QEMU; no guest runs) ----
@@ -648,3 +470,49 @@ def test_users_command_line_disk_and_net(tmp_path, machine):
     rep = replay(trace, cwd=tmp_path)   # the server is gone
     q.assert_same_output(r, rep)
     assert sha256(disk) == before
+
+
+@needs_build
+def test_serial_file_kept_and_compared(tmp_path):
+    """-serial file:/abs/path: the recording keeps the serial output in the
+    trace and gives the user their file; a replay writes into the trace,
+    never the user's file, and compares its copy with the recorded one."""
+    user_file = tmp_path / 'out' / 'rec.txt'
+    user_file.parent.mkdir()
+    args = guest_args(tmp_path)
+    args[args.index('stdio')] = f'file:{user_file}'
+    trace = tmp_path / 'trace'
+    record(trace, args, cwd=tmp_path)
+    recorded = user_file.read_bytes()
+    assert b'QRR-GUEST begin' in recorded and b'QRR-GUEST end' in recorded
+    kept = trace / 'outputs' / 'record' / '0-rec.txt'
+    assert kept.read_bytes() == recorded
+    cmdline = json.loads((trace / 'cmdline.json').read_text())
+    assert cmdline[cmdline.index('-serial') + 1] == \
+        'file:outputs/replay/0-rec.txt'
+
+    user_file.write_bytes(b'the user changed this file\n')
+    rep = replay(trace)
+    assert user_file.read_bytes() == b'the user changed this file\n'
+    assert (trace / 'outputs' / 'replay' / '0-rec.txt').read_bytes() == \
+        recorded
+    err = rep.err.decode()
+    assert f'-serial file:{user_file} (kept as outputs/record/0-rec.txt): ' \
+        f'same as the recording ({len(recorded)} bytes)' in err, err
+    assert 'the output matches the recording' in err, err
+
+    # a recorded copy that is not what the guest printed: the replay says so
+    copy = tmp_path / 'tampered'
+    shutil.copytree(trace, copy)
+    with open(copy / 'outputs' / 'record' / '0-rec.txt', 'r+b') as f:
+        f.seek(len(recorded) // 2)
+        f.write(b'#')
+    r = qrrcmd.run(['replay', copy, '--qemu-dir', q.QEMU_BUILD],
+                   timeout=E2E_TIMEOUT)
+    assert r.rc == 3, r.describe()
+    err = r.err.decode()
+    assert f'-serial file:{user_file} (kept as outputs/record/0-rec.txt): ' \
+        'DIFFERS from the recording' in err, err
+    assert f'first difference at byte {len(recorded) // 2}' in err, err
+    assert 'the output DIFFERS from the recording' in err, err
+    assert user_file.read_bytes() == b'the user changed this file\n'
