@@ -3,14 +3,17 @@
 #   make            set up the host, build, record+replay the default guest
 #   make check      build and run the test suite (what .ci/run runs)
 #   make build      only build QEMU with qrr (qemu-system-x86_64/aarch64, qemu-img)
+#   make install    install them, their data and firmware, and qrr under
+#                   PREFIX (default /usr/local); builds first if nothing is built
 #   make bench      build upstream's replay too and print the comparison tables
 #                   (RUNS=5; ONLY=boot, smp or timetravel for one section)
 #   make matrix     the full device matrix, N=10 runs per cell
 
 SHELL := /bin/bash
 T := tooling
+PREFIX ?= /usr/local
 
-.PHONY: all demo setup build guests check unit functional bench matrix clean fuzz
+.PHONY: all demo setup build guests check unit functional bench matrix clean fuzz install
 
 all: demo
 
@@ -30,6 +33,11 @@ guests: setup
 
 demo: build guests
 	@bash $(T)/demo.sh
+
+# What the last build built; `make build` first only if nothing is built.
+install:
+	@bash $(T)/install.sh --built || $(MAKE) build
+	@bash $(T)/install.sh "$(PREFIX)"
 
 unit: build
 	@bash $(T)/run-unit.sh
