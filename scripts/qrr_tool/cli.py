@@ -40,12 +40,18 @@ def add_record(sub):
                    help='also write QEMU\'s standard output to FILE')
 
 
-def add_replay(sub):
-    s = sub.add_parser('replay', help='replay a trace')
+def add_replayer(sub, name, helptext):
+    """A subcommand replaying a trace: its parser."""
+    s = sub.add_parser(name, help=helptext)
     s.add_argument('trace', metavar='DIR',
                    help='trace directory or qrr pack archive')
     s.add_argument('--qemu-dir', metavar='D',
                    help='where to look for qemu-system-ARCH')
+    return s
+
+
+def add_replay(sub):
+    s = add_replayer(sub, 'replay', 'replay a trace')
     s.add_argument('--serial-out', metavar='FILE',
                    help="also write QEMU's standard output to FILE")
     s.add_argument('--progress', action='store_true', default=None,
@@ -55,11 +61,7 @@ def add_replay(sub):
 
 
 def add_debug(sub):
-    s = sub.add_parser('debug', help='replay a trace under gdb')
-    s.add_argument('trace', metavar='DIR',
-                   help='trace directory or qrr pack archive')
-    s.add_argument('--qemu-dir', metavar='D',
-                   help='where to look for qemu-system-ARCH')
+    s = add_replayer(sub, 'debug', 'replay a trace under gdb')
     s.add_argument('--vmlinux', metavar='FILE',
                    help='the guest kernel with symbols, for gdb')
     s.add_argument('--gdb', default='gdb-multiarch',
