@@ -37,12 +37,12 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
-#include "qemu/bswap.h"
 #include "qemu/coroutine.h"
 #include "qemu/module.h"
 #include "block/block-io.h"
 #include "block/block_int.h"
 #include "system/replay.h"
+#include "system/replay-bytes.h"
 #include "system/runstate.h"
 
 #define BLKREPLAY_BLOCK 4096
@@ -55,8 +55,9 @@ typedef struct BDRVBlkreplayState {
     unsigned inflight;      /* requests submitted and not completed */
 } BDRVBlkreplayState;
 
-/* The open blkreplay drives, for time-travel snapshots. */
+/* The open blkreplay drives, for the replay engine's snapshots. */
 static GSList *blkreplay_drives;
+static bool blkreplay_registered;
 
 typedef struct BlkreplayWait {
     Coroutine *co;
@@ -101,7 +102,7 @@ static uint64_t coroutine_fn blkreplay_begin(BlockDriverState *bs)
     while (s->serving != turn) {
         qemu_co_queue_wait(&s->waiting, NULL);
     }
-    return runstate_is_running() ? blkreplay_next_id() + 1 : 0;
+    return runstate_is_running() ? replay_block_next_id() + 1 : 0;
 }
 
 /* Let the next request run, then wait for this one's recorded completion. */
@@ -210,43 +211,16 @@ static void overlay_patch_read(BDRVBlkreplayState *s, int64_t offset,
     }
 }
 
-/* ---- block driver ---- */
+/* ---- the drives' state for the replay engine (a participant) ---- */
 
-static int blkreplay_open(BlockDriverState *bs, QDict *options, int flags,
-                          Error **errp)
-{
-    BDRVBlkreplayState *s = bs->opaque;
-    int ret;
-
-    ret = bdrv_open_file_child(NULL, options, "image", bs, errp);
-    if (ret < 0) {
-        return ret;
-    }
-    s->overlay = g_hash_table_new_full(g_int64_hash, g_int64_equal,
-                                       g_free, g_free);
-    qemu_co_queue_init(&s->waiting);
-    blkreplay_drives = g_slist_prepend(blkreplay_drives, s);
-    bs->supported_write_flags = BDRV_REQ_WRITE_UNCHANGED | BDRV_REQ_FUA;
-    bs->supported_zero_flags = BDRV_REQ_WRITE_UNCHANGED | BDRV_REQ_MAY_UNMAP;
-    return 0;
-}
-
-static void blkreplay_close(BlockDriverState *bs)
-{
-    BDRVBlkreplayState *s = bs->opaque;
-
-    blkreplay_drives = g_slist_remove(blkreplay_drives, s);
-    g_hash_table_destroy(s->overlay);
-}
-
-/* ---- time travel: copies of the overlays ---- */
-
-struct BlkreplaySnapshot {
+/* A copy of every drive's overlay, for a time-travel snapshot. */
+typedef struct BlkreplaySnapshot {
     GSList *drives;         /* BDRVBlkreplayState * */
     GSList *overlays;       /* GHashTable *, in the same order */
-};
+} BlkreplaySnapshot;
 
-bool blkreplay_busy(void)
+/* A request is in flight: its completion waits for the replay. */
+static bool blkreplay_busy(void *opaque)
 {
     GSList *l;
 
@@ -258,6 +232,13 @@ bool blkreplay_busy(void)
         }
     }
     return false;
+}
+
+static void blkreplay_settle(void *opaque)
+{
+    if (blkreplay_busy(opaque)) {
+        bdrv_drain_all();
+    }
 }
 
 static GHashTable *overlay_copy(GHashTable *src, size_t *bytes)
@@ -276,12 +257,12 @@ static GHashTable *overlay_copy(GHashTable *src, size_t *bytes)
     return dst;
 }
 
-BlkreplaySnapshot *blkreplay_snapshot_save(size_t *bytes)
+static void *blkreplay_snapshot_save(void *opaque, size_t *bytes)
 {
     BlkreplaySnapshot *snap = g_new0(BlkreplaySnapshot, 1);
     GSList *l;
 
-    *bytes = sizeof(*snap);
+    *bytes += sizeof(*snap);
     for (l = blkreplay_drives; l; l = l->next) {
         BDRVBlkreplayState *s = l->data;
 
@@ -292,8 +273,9 @@ BlkreplaySnapshot *blkreplay_snapshot_save(size_t *bytes)
     return snap;
 }
 
-void blkreplay_snapshot_load(BlkreplaySnapshot *snap)
+static void blkreplay_snapshot_load(void *opaque, const void *state)
 {
+    const BlkreplaySnapshot *snap = state;
     GSList *d, *o;
     size_t bytes = 0;
 
@@ -308,14 +290,113 @@ void blkreplay_snapshot_load(BlkreplaySnapshot *snap)
     }
 }
 
-void blkreplay_snapshot_free(BlkreplaySnapshot *snap)
+static void blkreplay_snapshot_free(void *state)
 {
-    if (snap) {
-        g_slist_free(snap->drives);
-        g_slist_free_full(snap->overlays,
-                          (GDestroyNotify)g_hash_table_destroy);
-        g_free(snap);
+    BlkreplaySnapshot *snap = state;
+
+    g_slist_free(snap->drives);
+    g_slist_free_full(snap->overlays, (GDestroyNotify)g_hash_table_destroy);
+    g_free(snap);
+}
+
+/*
+ * The overlays in a savevm snapshot: per open drive, newest first, a u32
+ * count of blocks, then each block's u64 index and its BLKREPLAY_BLOCK
+ * bytes (system/replay-bytes.h).
+ */
+static void blkreplay_serialize(void *opaque, GByteArray *b)
+{
+    GSList *l;
+
+    for (l = blkreplay_drives; l; l = l->next) {
+        BDRVBlkreplayState *s = l->data;
+        GHashTableIter it;
+        gpointer k, v;
+
+        replay_put_u32(b, g_hash_table_size(s->overlay));
+        g_hash_table_iter_init(&it, s->overlay);
+        while (g_hash_table_iter_next(&it, &k, &v)) {
+            replay_put_u64(b, *(uint64_t *)k);
+            g_byte_array_append(b, v, BLKREPLAY_BLOCK);
+        }
     }
+}
+
+static bool blkreplay_deserialize(void *opaque, const uint8_t *buf,
+                                  size_t len, Error **errp)
+{
+    ReplayBytesReader r = replay_bytes_reader(buf, len);
+    GSList *l;
+
+    for (l = blkreplay_drives; l && !r.bad; l = l->next) {
+        BDRVBlkreplayState *s = l->data;
+        uint32_t n = replay_get_u32(&r), i;
+
+        g_hash_table_remove_all(s->overlay);
+        for (i = 0; i < n && !r.bad; i++) {
+            uint64_t *index = g_new(uint64_t, 1);
+            const uint8_t *block;
+
+            *index = replay_get_u64(&r);
+            block = replay_get_raw(&r, BLKREPLAY_BLOCK);
+            if (!block) {
+                g_free(index);
+                break;
+            }
+            g_hash_table_insert(s->overlay, index,
+                                g_memdup2(block, BLKREPLAY_BLOCK));
+        }
+    }
+    if (!replay_bytes_done(&r)) {
+        error_setg(errp, "the blkreplay overlays in the snapshot do not "
+                   "match this machine's blkreplay drives");
+        return false;
+    }
+    return true;
+}
+
+static const ReplayParticipant blkreplay_participant = {
+    .name = "blkreplay",
+    .busy = blkreplay_busy,
+    .settle = blkreplay_settle,
+    .save = blkreplay_snapshot_save,
+    .load = blkreplay_snapshot_load,
+    .free = blkreplay_snapshot_free,
+    .serialize = blkreplay_serialize,
+    .deserialize = blkreplay_deserialize,
+};
+
+/* ---- block driver ---- */
+
+static int blkreplay_open(BlockDriverState *bs, QDict *options, int flags,
+                          Error **errp)
+{
+    BDRVBlkreplayState *s = bs->opaque;
+    int ret;
+
+    ret = bdrv_open_file_child(NULL, options, "image", bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->overlay = g_hash_table_new_full(g_int64_hash, g_int64_equal,
+                                       g_free, g_free);
+    qemu_co_queue_init(&s->waiting);
+    if (blkreplay_active() && !blkreplay_registered) {
+        replay_register_participant(&blkreplay_participant, NULL);
+        blkreplay_registered = true;
+    }
+    blkreplay_drives = g_slist_prepend(blkreplay_drives, s);
+    bs->supported_write_flags = BDRV_REQ_WRITE_UNCHANGED | BDRV_REQ_FUA;
+    bs->supported_zero_flags = BDRV_REQ_WRITE_UNCHANGED | BDRV_REQ_MAY_UNMAP;
+    return 0;
+}
+
+static void blkreplay_close(BlockDriverState *bs)
+{
+    BDRVBlkreplayState *s = bs->opaque;
+
+    blkreplay_drives = g_slist_remove(blkreplay_drives, s);
+    g_hash_table_destroy(s->overlay);
 }
 
 /*
@@ -414,70 +495,6 @@ static int coroutine_fn GRAPH_RDLOCK blkreplay_co_flush(BlockDriverState *bs)
     id = blkreplay_begin(bs);
     blkreplay_end(bs, id);
     return 0;
-}
-
-/*
- * The overlays in a savevm snapshot, as bytes: per open drive, in the
- * order they were opened, a u32 count of blocks, then each block's u64
- * index (little-endian) and its BLKREPLAY_BLOCK bytes.
- */
-GByteArray *blkreplay_overlays_serialize(void)
-{
-    GByteArray *b = g_byte_array_new();
-    GSList *l;
-
-    for (l = blkreplay_drives; l; l = l->next) {
-        BDRVBlkreplayState *s = l->data;
-        GHashTableIter it;
-        gpointer k, v;
-        uint8_t x[8];
-
-        stl_le_p(x, g_hash_table_size(s->overlay));
-        g_byte_array_append(b, x, 4);
-        g_hash_table_iter_init(&it, s->overlay);
-        while (g_hash_table_iter_next(&it, &k, &v)) {
-            stq_le_p(x, *(uint64_t *)k);
-            g_byte_array_append(b, x, 8);
-            g_byte_array_append(b, v, BLKREPLAY_BLOCK);
-        }
-    }
-    return b;
-}
-
-bool blkreplay_overlays_deserialize(const uint8_t *buf, size_t len,
-                                    Error **errp)
-{
-    GSList *l;
-    size_t at = 0;
-
-    for (l = blkreplay_drives; l; l = l->next) {
-        BDRVBlkreplayState *s = l->data;
-        uint32_t n, i;
-
-        if (len - at < 4) {
-            goto malformed;
-        }
-        n = ldl_le_p(buf + at);
-        at += 4;
-        if (n > (len - at) / (8 + BLKREPLAY_BLOCK)) {
-            goto malformed;
-        }
-        g_hash_table_remove_all(s->overlay);
-        for (i = 0; i < n; i++, at += 8 + BLKREPLAY_BLOCK) {
-            uint64_t *index = g_new(uint64_t, 1);
-
-            *index = ldq_le_p(buf + at);
-            g_hash_table_insert(s->overlay, index,
-                                g_memdup2(buf + at + 8, BLKREPLAY_BLOCK));
-        }
-    }
-    if (at == len) {
-        return true;
-    }
-malformed:
-    error_setg(errp, "the blkreplay overlays in the snapshot do not match "
-               "this machine's blkreplay drives");
-    return false;
 }
 
 static BlockDriver bdrv_blkreplay = {

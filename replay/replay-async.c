@@ -50,13 +50,6 @@ struct ReplayNetState {
 static GPtrArray *chardevs;     /* Chardev *, in registration order */
 static GPtrArray *netfilters;   /* ReplayNetState *, NULL once removed */
 
-void replay_async_init(void)
-{
-    qemu_mutex_init(&replay_state.async_lock);
-    g_queue_init(&replay_state.async);
-    chardevs = g_ptr_array_new();
-    netfilters = g_ptr_array_new();
-}
 
 static void async_free(ReplayAsync *a)
 {
@@ -370,6 +363,32 @@ void replay_async_abandon(void)
     }
 }
 
+static bool async_busy(void *opaque)
+{
+    return replay_async_pending();
+}
+
+static void async_settle(void *opaque)
+{
+    replay_async_abandon();
+}
+
+/* A snapshot holds no queued event: the queue is a participant. */
+static const ReplayParticipant async_participant = {
+    .name = "async",
+    .busy = async_busy,
+    .settle = async_settle,
+};
+
+void replay_async_init(void)
+{
+    qemu_mutex_init(&replay_state.async_lock);
+    g_queue_init(&replay_state.async);
+    chardevs = g_ptr_array_new();
+    netfilters = g_ptr_array_new();
+    replay_register_participant(&async_participant, NULL);
+}
+
 /* Record: write and deliver the oldest queued item. */
 static bool async_record_one(void)
 {
@@ -506,7 +525,7 @@ bool replay_async_run_head(void)
 /*
  * Queue a callback.  A bottom half gets its id here, under async_lock, so
  * that ids and queue order agree whichever thread schedules it; a block
- * completion brings the id that blkreplay_next_id() gave its request.
+ * completion brings the id that replay_block_next_id() gave its request.
  */
 static void async_queue_callback(ReplayEventKind kind, uint64_t id,
                                  QEMUBH *bh, QEMUBHFunc *cb, void *opaque)
@@ -548,7 +567,7 @@ void replay_bh_schedule_oneshot_event(AioContext *ctx, QEMUBHFunc *cb,
  * replay reproduces: a disk served by an iothread is refused at start-up
  * (replay_check_devices()).  The lock only keeps the counters whole.
  */
-uint64_t blkreplay_next_id(void)
+uint64_t replay_block_next_id(void)
 {
     uint64_t id;
 

@@ -117,7 +117,14 @@ typedef struct ReplayState {
      * (see replay_async_abandon())
      */
     bool tt_abandoning;
+    /*
+     * Time travel waits for the vCPU thread to restore a snapshot:
+     * nothing may happen before (see replay_tt_vcpu_work())
+     */
+    bool tt_restore_pending;
+    bool break_notified;        /* the break position was acted upon */
     bool at_end;
+    bool finished;              /* replay_finish() ran */
     int64_t shutdown_icount;    /* -1, or where the recorded shutdown was */
 
     /* asynchronous events waiting to be recorded or replayed */
@@ -153,7 +160,52 @@ static inline int replay_pos_cmp(const ReplayPos *a, const ReplayPos *b)
     return 0;
 }
 
-/* replay.c */
+/* replay-core.c: the mode, the state, fatal errors, recording */
+G_NORETURN void replay_fatal(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+uint64_t replay_icount(void);
+void replay_record(ReplayEventKind kind, uint64_t icount, int64_t a0,
+                   int64_t a1, const void *data, uint32_t len);
+void replay_record_start(const char *fingerprint);
+
+/* replay-lock.c: the replay mutex */
+/* Create the mutex; the main thread holds it from here on. */
+void replay_lock_init_held(void);
+/* For a loadvm: the main thread lets the vCPU take the replay mutex. */
+bool replay_mutex_give_away(void);
+void replay_mutex_take_back(void);
+/*
+ * The vCPU, without the BQL, waits for the main loop: give the replay
+ * mutex away until another thread consumes an event or @ms pass.
+ */
+void replay_wait_progress(unsigned ms);
+/* An ordered event was consumed: wake the threads waiting for one. */
+void replay_note_progress(void);
+/*
+ * True when a clock read of this thread can change the guest and is
+ * therefore logged: in the vCPU thread, while the machine is built (before
+ * the main loop first polls), and in the main loop's ordered steps.
+ */
+bool replay_in_ordered_step(void);
+void replay_set_ordered_step(bool on);
+
+/* replay-head.c: replaying, the head, the value channels, positions */
+/* The first unconsumed ordered event (an END made up for a cut log). */
+ReplayEvent *replay_head(void);
+/* The same, or NULL when not replaying (or finished). */
+ReplayEvent *replay_head_peek(void);
+/* The head if it is of @kind at the current icount, else NULL. */
+ReplayEvent *replay_head_is(ReplayEventKind kind);
+/* Drop the head and make the next ordered event the head. */
+void replay_consume(void);
+/* Oldest value event of @ch at @icount; stale ones are dropped. */
+ReplayEvent *replay_value_take(ReplayChannel ch, uint64_t icount);
+void replay_value_free(ReplayEvent *ev);
+/* @h is an event that only the main loop consumes. */
+bool replay_head_wants_main_loop(const ReplayEvent *h);
+/* The next event may be due now: wake whoever consumes it. */
+void replay_wake_consumer(void);
+/* The vCPU thread is (not) inside an execution slice. */
+void replay_set_vcpu_in_slice(bool on);
 ReplayPos replay_position(void);
 /* Events consumed before the first event at @icount (@icount: now). */
 uint64_t replay_consumed_before(uint64_t icount);
@@ -178,62 +230,51 @@ void replay_set_break(int64_t icount, uint64_t consumed, int runstate);
 /* True when the replay is frozen at the break position. */
 bool replay_break_reached(void);
 
-/*
- * The engine's replay state (log position, decoded events, counters),
- * saved with a time-travel snapshot.
- */
+/* replay-vcpu.c: the vCPU's budget and events, stops, the watchdog */
+/* At the break position: stop there, or let time travel step on. */
+bool replay_break_notify(void);
+void replay_vcpu_start(void);
+
+/* replay-state.c: the engine's state, for time travel and savevm */
 typedef struct ReplayEngineState ReplayEngineState;
 ReplayEngineState *replay_engine_save(void);
 void replay_engine_restore(const ReplayEngineState *s);
 void replay_engine_free(ReplayEngineState *s);
 size_t replay_engine_size(const ReplayEngineState *s);
+/* The current state as bytes, for a savevm snapshot, and back. */
+GByteArray *replay_engine_serialize(void);
+ReplayEngineState *replay_engine_parse(const uint8_t *buf, size_t len,
+                                       Error **errp);
 
-/* The guest's pending timers, for time travel (replay-timers.c) */
+/* replay-participants.c (see ReplayParticipant in system/replay.h) */
+typedef struct ReplayParticipantsState ReplayParticipantsState;
+bool replay_participants_busy(void);
+void replay_participants_settle(void);
+ReplayParticipantsState *replay_participants_save(void);
+void replay_participants_load(const ReplayParticipantsState *s);
+void replay_participants_free(ReplayParticipantsState *s);
+size_t replay_participants_size(const ReplayParticipantsState *s);
+GByteArray *replay_participants_serialize(void);
+bool replay_participants_deserialize(const uint8_t *buf, size_t len,
+                                     Error **errp);
+
+/* replay-timers.c: the guest's pending timers, for time travel */
 typedef struct ReplayTimers ReplayTimers;
 ReplayTimers *replay_timers_save(void);
 void replay_timers_restore(const ReplayTimers *rt);
 void replay_timers_free(ReplayTimers *rt);
 size_t replay_timers_size(const ReplayTimers *rt);
 unsigned replay_timers_delay(int64_t ns);
-/* For a loadvm: the main thread lets the vCPU take the replay mutex. */
-bool replay_mutex_give_away(void);
-void replay_mutex_take_back(void);
-/* The current state as bytes, for a savevm snapshot, and back. */
-GByteArray *replay_engine_serialize(void);
-bool replay_engine_deserialize(const uint8_t *buf, size_t len, Error **errp);
+void replay_timers_register(void);
 
-uint64_t replay_icount(void);
-void replay_record(ReplayEventKind kind, uint64_t icount, int64_t a0,
-                   int64_t a1, const void *data, uint32_t len);
-/* The head if it is of @kind at the current icount, else NULL. */
-ReplayEvent *replay_head_is(ReplayEventKind kind);
-/* Drop the head and make the next ordered event the head. */
-void replay_consume(void);
-/* Oldest value event of @ch at @icount; stale ones are dropped. */
-ReplayEvent *replay_value_take(ReplayChannel ch, uint64_t icount);
-
-/*
- * True when a clock read of this thread can change the guest and is
- * therefore logged: in the vCPU thread, while the machine is built (before
- * the main loop first polls), and in the main loop's ordered steps.
- */
-bool replay_in_ordered_step(void);
-
-/* replay-sync.c */
+/* replay-sync.c: sync points, divergence detection */
 void replay_sync_point(void);
-ReplayEvent *replay_head_peek(void);
-char *replay_fingerprint_value(const char *text, const char *key);
 void replay_sync_configure(QemuOpts *opts);
 void replay_sync_from_log(void);
-bool replay_fingerprint_check_target(const char *recorded, Error **errp);
-void replay_set_ordered_step(bool on);
-void replay_value_free(ReplayEvent *ev);
-G_NORETURN void replay_fatal(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-
 GByteArray *replay_sync_save(void);
 void replay_sync_restore(GByteArray *regs);
 
-/* replay-values.c */
+/* replay-values.c: clocks, random numbers, character and audio data */
 void replay_values_save(int64_t *now);
 void replay_values_restore(const int64_t *now);
 
@@ -262,7 +303,7 @@ bool replay_tt_searching(void);
 void replay_tt_machine_loaded(void);
 void replay_tt_note_hit(void);
 
-/* replay-async.c */
+/* replay-async.c: asynchronous events */
 void replay_async_init(void);
 void replay_async_clear(void);
 bool replay_async_pending(void);
@@ -272,7 +313,7 @@ void replay_async_abandon(void);
 bool replay_async_run_head(void);
 bool replay_async_ready(const ReplayEvent *h);
 
-/* replay-sched.c */
+/* replay-sched.c: the vCPU schedule */
 void replay_sched_configure(QemuOpts *opts);
 /* -smp is one that record/replay supports (no hotplug, not too many). */
 bool replay_sched_check(Error **errp);
@@ -293,5 +334,7 @@ bool replay_check_devices(Error **errp);
 char *replay_fingerprint(void);
 bool replay_fingerprint_check(const char *recorded, const char *current,
                               Error **errp);
+bool replay_fingerprint_check_target(const char *recorded, Error **errp);
+char *replay_fingerprint_value(const char *text, const char *key);
 
 #endif

@@ -20,7 +20,8 @@
  *                line's devices, see replay-fingerprint.c)
  *   engine       replay: the engine's state (replay_engine_serialize():
  *                log position, decoded events, counters)
- *   blk          the blkreplay drives' overlays (their writes so far)
+ *   parts        the participants' state (replay-participants.c: a disk
+ *                filter's overlays of writes, say)
  *
  * loadvm in a replay takes the replay to the snapshot's position: the
  * engine's state comes back with the machine's, and the replay goes on
@@ -38,6 +39,12 @@
  * Like a time-travel restore, the load runs the work queued for the
  * position left, and what the reset and the devices' post_load do is not
  * taken from the log (replay_state.tt_abandoning, tt_busy).
+ *
+ * The load runs with the replay mutex given away (a post_load may need
+ * the vCPU thread, see replay_mutex_give_away()), so the section's
+ * post_load only checks it and parses the engine's state; the engine and
+ * the participants take their state in replay_load_snapshot_end(), once
+ * the mutex is back.
  */
 
 #include "qemu/osdep.h"
@@ -56,14 +63,17 @@ typedef struct ReplaySnapSection {
     uint8_t *fingerprint;
     uint32_t engine_len;
     uint8_t *engine;
-    uint32_t blk_len;
-    uint8_t *blk;
+    uint32_t parts_len;
+    uint8_t *parts;
 } ReplaySnapSection;
 
 static ReplaySnapSection section;
 static bool loading;            /* between begin and end of a loadvm */
 static bool gave_mutex;         /* the replay mutex, for the load */
 static bool section_loaded;
+/* what the loaded section brings, applied once the mutex is back */
+static ReplayEngineState *engine_loaded;
+static GByteArray *parts_loaded;
 /* the engine at the start of the replay, for a recording's rrsnapshot */
 static ReplayEngineState *engine_at_start;
 
@@ -71,8 +81,8 @@ static void section_clear(void)
 {
     g_clear_pointer(&section.fingerprint, g_free);
     g_clear_pointer(&section.engine, g_free);
-    g_clear_pointer(&section.blk, g_free);
-    section.fingerprint_len = section.engine_len = section.blk_len = 0;
+    g_clear_pointer(&section.parts, g_free);
+    section.fingerprint_len = section.engine_len = section.parts_len = 0;
 }
 
 static void take_bytes(GByteArray *b, uint8_t **data, uint32_t *len)
@@ -102,8 +112,8 @@ static int section_pre_save(void *opaque)
         take_bytes(replay_engine_serialize(), &section.engine,
                    &section.engine_len);
     }
-    take_bytes(blkreplay_overlays_serialize(), &section.blk,
-               &section.blk_len);
+    take_bytes(replay_participants_serialize(), &section.parts,
+               &section.parts_len);
     return 0;
 }
 
@@ -162,15 +172,15 @@ static int section_post_load(void *opaque, int version_id)
     if (!section_check(&err)) {
         goto fail;
     }
-    if (section.mode == REPLAY_MODE_RECORD) {
-        replay_engine_restore(engine_at_start);
-    } else if (!replay_engine_deserialize(section.engine, section.engine_len,
-                                          &err)) {
-        goto fail;
+    if (section.mode == REPLAY_MODE_PLAY) {
+        engine_loaded = replay_engine_parse(section.engine,
+                                            section.engine_len, &err);
+        if (!engine_loaded) {
+            goto fail;
+        }
     }
-    if (!blkreplay_overlays_deserialize(section.blk, section.blk_len, &err)) {
-        goto fail;
-    }
+    parts_loaded = g_byte_array_new_take(g_steal_pointer(&section.parts),
+                                         section.parts_len);
     section_clear();
     return 0;
 
@@ -183,8 +193,8 @@ fail:
 
 static const VMStateDescription vmstate_qrr_replay = {
     .name = "qrr-replay",
-    .version_id = 1,
-    .minimum_version_id = 1,
+    .version_id = 2,
+    .minimum_version_id = 2,
     .priority = MIG_PRI_MAX,
     .pre_save = section_pre_save,
     .pre_load = section_pre_load,
@@ -199,9 +209,9 @@ static const VMStateDescription vmstate_qrr_replay = {
         VMSTATE_UINT32(engine_len, ReplaySnapSection),
         VMSTATE_VBUFFER_ALLOC_UINT32(engine, ReplaySnapSection, 1, NULL,
                                      engine_len),
-        VMSTATE_UINT32(blk_len, ReplaySnapSection),
-        VMSTATE_VBUFFER_ALLOC_UINT32(blk, ReplaySnapSection, 1, NULL,
-                                     blk_len),
+        VMSTATE_UINT32(parts_len, ReplaySnapSection),
+        VMSTATE_VBUFFER_ALLOC_UINT32(parts, ReplaySnapSection, 1, NULL,
+                                     parts_len),
         VMSTATE_END_OF_LIST()
     },
 };
@@ -234,7 +244,7 @@ void replay_vmstate_init(void)
 bool replay_can_snapshot(void)
 {
     return replay_mode == REPLAY_MODE_NONE ||
-           (!replay_async_pending() && !blkreplay_busy());
+           !replay_participants_busy();
 }
 
 bool replay_load_snapshot_begin(Error **errp)
@@ -257,6 +267,29 @@ bool replay_load_snapshot_begin(Error **errp)
     }
 }
 
+/* Give the engine and the participants what the loaded section holds. */
+static void section_apply(void)
+{
+    Error *err = NULL;
+
+    replay_engine_restore(engine_loaded ? engine_loaded : engine_at_start);
+    if (!replay_participants_deserialize(parts_loaded->data,
+                                         parts_loaded->len, &err)) {
+        /* the devices are loaded: the machine is not the replay's */
+        replay_fatal("record/replay: loadvm: %s", error_get_pretty(err));
+    }
+}
+
+static void section_loaded_free(void)
+{
+    replay_engine_free(engine_loaded);
+    engine_loaded = NULL;
+    if (parts_loaded) {
+        g_byte_array_unref(parts_loaded);
+        parts_loaded = NULL;
+    }
+}
+
 void replay_load_snapshot_end(bool loaded)
 {
     if (replay_mode != REPLAY_MODE_PLAY) {
@@ -275,7 +308,9 @@ void replay_load_snapshot_end(bool loaded)
                      "rr=); the replay cannot go on from it");
     }
     if (loaded) {
+        section_apply();
         replay_set_break(-1, 0, RUN_STATE_PAUSED);
         replay_tt_machine_loaded();
     }
+    section_loaded_free();
 }

@@ -228,3 +228,37 @@ unsigned replay_timers_delay(int64_t ns)
     }
     return now->len;
 }
+
+static void *timers_save(void *opaque, size_t *bytes)
+{
+    ReplayTimers *rt = replay_timers_save();
+
+    *bytes += replay_timers_size(rt);
+    return rt;
+}
+
+static void timers_load(void *opaque, const void *state)
+{
+    replay_timers_restore(state);
+}
+
+static void timers_free(void *state)
+{
+    replay_timers_free(state);
+}
+
+/*
+ * The guest's timers take part in time-travel snapshots only: a savevm
+ * snapshot holds them in the devices' state, as a migration does.
+ */
+static const ReplayParticipant timers_participant = {
+    .name = "timers",
+    .save = timers_save,
+    .load = timers_load,
+    .free = timers_free,
+};
+
+void replay_timers_register(void)
+{
+    replay_register_participant(&timers_participant, NULL);
+}

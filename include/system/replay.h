@@ -203,23 +203,14 @@ void replay_bh_schedule_oneshot_event(AioContext *ctx,
 void replay_input_event(QemuConsole *src, InputEvent *evt);
 void replay_input_sync_event(void);
 
-/* Block completions, for the blkreplay driver */
-void replay_block_event(QEMUBH *bh, uint64_t id);
-uint64_t blkreplay_next_id(void);
-
 /*
- * Time travel: whether a blkreplay request is in flight, and copies of
- * the drives' in-memory write overlays.
+ * Block completions: a disk filter takes an id for each request that the
+ * guest submits (in submission order; 0 when events are off), and parks
+ * the request's completion with replay_block_event() until the replay
+ * delivers it.
  */
-typedef struct BlkreplaySnapshot BlkreplaySnapshot;
-bool blkreplay_busy(void);
-BlkreplaySnapshot *blkreplay_snapshot_save(size_t *bytes);
-void blkreplay_snapshot_load(BlkreplaySnapshot *snap);
-void blkreplay_snapshot_free(BlkreplaySnapshot *snap);
-/* The overlays as bytes, for a savevm snapshot, and back. */
-GByteArray *blkreplay_overlays_serialize(void);
-bool blkreplay_overlays_deserialize(const uint8_t *buf, size_t len,
-                                    Error **errp);
+uint64_t replay_block_next_id(void);
+void replay_block_event(QEMUBH *bh, uint64_t id);
 
 /* ---- character devices ---- */
 
@@ -257,6 +248,53 @@ void replay_audio_in(size_t *recorded, void *samples, size_t *wpos,
  * Reading it clears it.
  */
 const char *replay_gdb_stop_reason(void);
+
+/* ---- participants ---- */
+
+/*
+ * State outside the engine that a replay position includes (a disk
+ * filter's overlay of writes, the guest's pending timers, the queue of
+ * asynchronous events) belongs to a participant.  The engine knows its
+ * participants only through this table; it calls them in the order they
+ * registered:
+ *
+ *  - busy: work is in flight that no snapshot can hold (a request
+ *    between submission and completion): take no snapshot now.
+ *  - settle: leave the current position before a restore: finish the
+ *    work in flight for it.
+ *  - save/load/free: a copy of the state for a time-travel snapshot,
+ *    taken between two slices, and put back after the device state.
+ *    save adds the copy's size in bytes to *@bytes.
+ *  - serialize/deserialize: the state as bytes for a savevm snapshot
+ *    (system/replay-bytes.h), and back; deserialize reads all of it or
+ *    fails with an error that says what does not match.
+ *
+ * Every member but @name may be NULL.  Register once, before the machine
+ * starts (replay_start()); a participant cannot unregister, so @opaque
+ * must stay valid:
+ *
+ *     if (replay_mode != REPLAY_MODE_NONE && !registered) {
+ *         replay_register_participant(&blkreplay_participant, NULL);
+ *         registered = true;       // right: at the first drive's open
+ *     }
+ *
+ *     replay_register_participant(&p, s);
+ *     ...
+ *     g_free(s);                   // wrong: the engine still calls p
+ */
+typedef struct ReplayParticipant {
+    const char *name;           /* in errors and in savevm snapshots */
+    bool (*busy)(void *opaque);
+    void (*settle)(void *opaque);
+    void *(*save)(void *opaque, size_t *bytes);
+    void (*load)(void *opaque, const void *state);
+    void (*free)(void *state);
+    void (*serialize)(void *opaque, GByteArray *out);
+    bool (*deserialize)(void *opaque, const uint8_t *buf, size_t len,
+                        Error **errp);
+} ReplayParticipant;
+
+void replay_register_participant(const ReplayParticipant *p, void *opaque);
 
 /* ---- snapshots ---- */
 

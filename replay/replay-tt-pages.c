@@ -1,0 +1,331 @@
+/*
+ * qrr: time travel: guest RAM in the snapshots
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * The first snapshot has every non-zero page of every migratable
+ * RAMBlock (a page it lacks is zero); each later one has the pages that
+ * changed since the one before, found with QEMU's dirty memory log (the
+ * DIRTY_MEMORY_MIGRATION bitmap, see dirty_fetch()).  A snapshot taken
+ * in a gap, after a restore, holds the pages changed since the one the
+ * replay came from ("the base"), which the dirty log and since_base say.
+ *
+ * The RAM of snapshot k is the first snapshot's pages overlaid with
+ * every later increment up to k.  Restoring writes only the pages that
+ * can differ from snapshot k: those that differ from the newest snapshot
+ * (the "tip") in the current RAM, which since_tip and the dirty log say,
+ * plus those that differ between snapshot k and the tip, which are the
+ * pages of the increments after k.  The latter then become since_tip.
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/bitmap.h"
+#include "qemu/cutils.h"
+#include "exec/memory.h"
+#include "exec/ram_addr.h"
+#include "exec/ramblock.h"
+#include "exec/target_page.h"
+#include "replay-internal.h"
+#include "replay-tt.h"
+#include "trace.h"
+
+/*
+ * The reason for the dirty log that finds changed pages.  QEMU has none
+ * for us; GLOBAL_DIRTY_LIMIT is only used by the dirty-limit throttle,
+ * which needs KVM's dirty ring, so under TCG nothing else sets or reads
+ * it.  (A reason of our own would change include/exec/memory.h, which
+ * nearly every file includes.)  The log itself is DIRTY_MEMORY_MIGRATION:
+ * migration, which also clears it, is refused in record/replay.
+ */
+#define TT_DIRTY_REASON GLOBAL_DIRTY_LIMIT
+
+/* One guest page of a snapshot. */
+typedef struct TTPage {
+    uint64_t index;             /* page number in its RAMBlock */
+    uint8_t *data;              /* NULL: the page is zero */
+} TTPage;
+
+/* A migratable RAMBlock. */
+typedef struct TTBlock {
+    RAMBlock *rb;
+    uint8_t *host;
+    uint64_t npages;
+    /* pages that may differ from the newest snapshot's */
+    unsigned long *since_tip;
+    /* pages that may differ from the base's, besides the dirty log's */
+    unsigned long *since_base;
+} TTBlock;
+
+struct TTPages {
+    GArray **pages;             /* per TTBlock: TTPage by index */
+};
+
+static GArray *blocks;          /* TTBlock */
+static size_t page_size;
+
+static TTBlock *block_at(guint i)
+{
+    return &g_array_index(blocks, TTBlock, i);
+}
+
+static int add_block(RAMBlock *rb, void *opaque)
+{
+    TTBlock b = { .rb = rb };
+
+    if (!qemu_ram_is_migratable(rb)) {
+        return 0;
+    }
+    b.host = qemu_ram_get_host_addr(rb);
+    b.npages = qemu_ram_get_used_length(rb) / page_size;
+    b.since_tip = bitmap_new(b.npages);
+    b.since_base = bitmap_new(b.npages);
+    trace_replay_tt_block(qemu_ram_get_idstr(rb), b.npages);
+    g_array_append_val(blocks, b);
+    return 0;
+}
+
+bool tt_pages_start(Error **errp)
+{
+    page_size = qemu_target_page_size();
+    blocks = g_array_new(false, true, sizeof(TTBlock));
+    qemu_ram_foreach_block(add_block, NULL);
+    return memory_global_dirty_log_start(TT_DIRTY_REASON, errp);
+}
+
+/* Or the pages of @b written since the last call into @into; clear them. */
+static void dirty_fetch(TTBlock *b, unsigned long *into)
+{
+    ram_addr_t base = qemu_ram_get_offset(b->rb);
+    DirtyBitmapSnapshot *d;
+    uint64_t i;
+
+    d = cpu_physical_memory_snapshot_and_clear_dirty(
+        b->rb->mr, 0, b->npages * page_size, DIRTY_MEMORY_MIGRATION);
+    for (i = 0; i < b->npages; i++) {
+        if (cpu_physical_memory_snapshot_get_dirty(d, base + i * page_size,
+                                                   page_size)) {
+            set_bit(i, into);
+        }
+    }
+    g_free(d);
+}
+
+static void page_array_free(GArray *pages)
+{
+    guint i;
+
+    for (i = 0; i < pages->len; i++) {
+        g_free(g_array_index(pages, TTPage, i).data);
+    }
+    g_array_free(pages, true);
+}
+
+void tt_pages_free(TTPages *p)
+{
+    guint b;
+
+    if (!p) {
+        return;
+    }
+    for (b = 0; b < blocks->len; b++) {
+        if (p->pages[b]) {
+            page_array_free(p->pages[b]);
+        }
+    }
+    g_free(p->pages);
+    g_free(p);
+}
+
+size_t tt_pages_bytes(const TTPages *p, uint64_t *with_data)
+{
+    size_t bytes = 0;
+    guint b, i;
+
+    *with_data = 0;
+    for (b = 0; b < blocks->len; b++) {
+        GArray *pages = p->pages[b];
+
+        bytes += pages->len * sizeof(TTPage);
+        for (i = 0; i < pages->len; i++) {
+            if (g_array_index(pages, TTPage, i).data) {
+                bytes += page_size;
+                (*with_data)++;
+            }
+        }
+    }
+    return bytes;
+}
+
+/* Or the page numbers of @pages into @bits. */
+static void page_array_mark(GArray *pages, unsigned long *bits)
+{
+    guint x;
+
+    for (x = 0; x < pages->len; x++) {
+        set_bit(g_array_index(pages, TTPage, x).index, bits);
+    }
+}
+
+/* Merge the page arrays @a into @n, by index; the later content wins. */
+static GArray *page_array_merge(GArray *a, GArray *n)
+{
+    GArray *m = g_array_sized_new(false, false, sizeof(TTPage),
+                                  a->len + n->len);
+    guint x = 0, y = 0;
+
+    while (x < a->len || y < n->len) {
+        TTPage *pa = x < a->len ? &g_array_index(a, TTPage, x) : NULL;
+        TTPage *pn = y < n->len ? &g_array_index(n, TTPage, y) : NULL;
+
+        if (pn && (!pa || pn->index <= pa->index)) {
+            if (pa && pa->index == pn->index) {
+                g_free(pa->data);
+                x++;
+            }
+            g_array_append_val(m, *pn);
+            y++;
+        } else {
+            g_array_append_val(m, *pa);
+            x++;
+        }
+    }
+    g_array_free(a, true);
+    g_array_free(n, true);
+    return m;
+}
+
+void tt_pages_merge(TTPages *older, TTPages *newer, bool older_is_base)
+{
+    guint b;
+
+    for (b = 0; b < blocks->len; b++) {
+        if (older_is_base) {
+            /* the RAM differs from the one before by what @older changed */
+            page_array_mark(older->pages[b], block_at(b)->since_base);
+        }
+        newer->pages[b] = page_array_merge(older->pages[b], newer->pages[b]);
+        older->pages[b] = NULL;
+    }
+}
+
+static GArray *take_block(TTBlock *blk, bool first, bool append)
+{
+    g_autofree unsigned long *dirty = bitmap_new(blk->npages);
+    GArray *pages = g_array_new(false, false, sizeof(TTPage));
+    unsigned long i;
+
+    dirty_fetch(blk, dirty);
+    if (first) {
+        bitmap_fill(dirty, blk->npages);
+    }
+    if (append) {
+        bitmap_or(dirty, dirty, blk->since_tip, blk->npages);
+        bitmap_zero(blk->since_tip, blk->npages);
+    } else {
+        bitmap_or(blk->since_tip, blk->since_tip, dirty, blk->npages);
+        bitmap_or(dirty, dirty, blk->since_base, blk->npages);
+    }
+    bitmap_zero(blk->since_base, blk->npages);
+    for (i = find_first_bit(dirty, blk->npages); i < blk->npages;
+         i = find_next_bit(dirty, blk->npages, i + 1)) {
+        uint8_t *p = blk->host + i * page_size;
+        TTPage pg = { .index = i };
+
+        if (!buffer_is_zero(p, page_size)) {
+            pg.data = g_memdup2(p, page_size);
+        } else if (first) {
+            continue;       /* absent from the first: zero */
+        }
+        g_array_append_val(pages, pg);
+    }
+    return pages;
+}
+
+TTPages *tt_pages_take(bool first, bool append)
+{
+    TTPages *p = g_new0(TTPages, 1);
+    guint b;
+
+    p->pages = g_new0(GArray *, blocks->len);
+    for (b = 0; b < blocks->len; b++) {
+        p->pages[b] = take_block(block_at(b), first, append);
+    }
+    return p;
+}
+
+/* Write each page in @need from the latest of @snaps up to @k that has it. */
+static uint64_t restore_block(guint b, unsigned long *need,
+                              TTPages *const *snaps, unsigned k)
+{
+    TTBlock *blk = block_at(b);
+    uint64_t written = 0;
+    unsigned long i;
+    int n;
+
+    for (n = k; n >= 0; n--) {
+        GArray *pages = snaps[n]->pages[b];
+        guint x;
+
+        for (x = 0; x < pages->len; x++) {
+            TTPage *pg = &g_array_index(pages, TTPage, x);
+            uint8_t *dst = blk->host + pg->index * page_size;
+
+            if (!test_and_clear_bit(pg->index, need)) {
+                continue;
+            }
+            if (pg->data) {
+                memcpy(dst, pg->data, page_size);
+            } else {
+                memset(dst, 0, page_size);
+            }
+            written++;
+        }
+    }
+    /* what no snapshot has was zero in the first */
+    for (i = find_first_bit(need, blk->npages); i < blk->npages;
+         i = find_next_bit(need, blk->npages, i + 1)) {
+        memset(blk->host + i * page_size, 0, page_size);
+        written++;
+    }
+    return written;
+}
+
+uint64_t tt_pages_restore(TTPages *const *snaps, unsigned n, unsigned k)
+{
+    uint64_t written = 0;
+    guint b, j;
+
+    for (b = 0; b < blocks->len; b++) {
+        TTBlock *blk = block_at(b);
+        g_autofree unsigned long *need = bitmap_new(blk->npages);
+        unsigned long *newtip = bitmap_new(blk->npages);
+
+        /* pages changed since the tip, and between snapshot k and the tip */
+        dirty_fetch(blk, need);
+        bitmap_or(need, need, blk->since_tip, blk->npages);
+        for (j = k + 1; j < n; j++) {
+            page_array_mark(snaps[j]->pages[b], newtip);
+        }
+        bitmap_or(need, need, newtip, blk->npages);
+        written += restore_block(b, need, snaps, k);
+        g_free(blk->since_tip);
+        blk->since_tip = newtip;
+        bitmap_zero(blk->since_base, blk->npages);
+    }
+    return written;
+}
+
+void tt_pages_forget(void)
+{
+    guint b;
+
+    for (b = 0; blocks && b < blocks->len; b++) {
+        TTBlock *blk = block_at(b);
+
+        bitmap_fill(blk->since_tip, blk->npages);
+        bitmap_fill(blk->since_base, blk->npages);
+    }
+}

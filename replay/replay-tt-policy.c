@@ -1,0 +1,195 @@
+/*
+ * qrr: time travel: where snapshots go, as pure functions
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * Everything here decides from a TTLayout (the snapshots' instruction
+ * counts and sizes, the interval and the budget) and touches no state, so
+ * tests/unit/test-replay-tt-policy.c checks it without a machine.  The
+ * rules are those of "SNAPSHOTS" in replay-timetravel.c:
+ *
+ *  - the gap wanted at distance d from the position the user works at is
+ *    the interval near it, d / 2 behind it and d ahead of it, capped at
+ *    the average gap (tt_gap_wanted());
+ *  - over budget, the snapshot merged away is the one whose removal
+ *    leaves the smallest gap for the gap wanted there (tt_pick_merge());
+ *  - the next snapshot is due an interval after the latest one at or
+ *    before the position (tt_next_at()), and a move towards a break far
+ *    ahead takes them only as densely as the budget will keep them
+ *    (tt_worth_filling());
+ *  - the interval adapts to the budget's use and to what taking a
+ *    snapshot costs (tt_adapt_interval()).
+ */
+
+#include "qemu/osdep.h"
+#include <math.h>
+/* pure: the part of replay-tt.h that needs no engine */
+#define TT_POLICY_ONLY
+#include "replay-tt.h"
+
+/*
+ * How fast the gap wanted grows with the distance from the current
+ * position, behind it and ahead of it (see tt_gap_wanted()).
+ */
+#define TT_RAMP_BEHIND 2.0
+#define TT_RAMP_AHEAD 1.0
+
+/*
+ * The gap between snapshots wanted at instruction count @at when the
+ * current position is @focus: the interval near it, growing with the
+ * distance d (so that going back a little stays cheap wherever the user
+ * is), up to @cap (so that history far away is still covered evenly).
+ * Behind the position it grows as d / 2: going back d then replays at
+ * most d / 2 from the snapshot before.  Ahead, as d: running forward d
+ * from the position itself costs as much, so closer snapshots there buy
+ * little.  With cap / interval = r, the ramp behind holds about
+ * ln r / ln 1.5 snapshots (9 for r = 35), the one ahead ln r / ln 2,
+ * leaving most of them to the even part.
+ */
+double tt_gap_wanted(uint64_t at, uint64_t focus, uint64_t interval,
+                     double cap)
+{
+    double d = at > focus ? (at - focus) / TT_RAMP_AHEAD :
+                            (focus - at) / TT_RAMP_BEHIND;
+
+    return MIN(MAX(d, (double)interval), cap);
+}
+
+/*
+ * About how many snapshots the ramp behind the position holds for @cap,
+ * with the interval it has when the budget is full (the interval itself
+ * changes as the budget fills, and a plan made with it would not stay
+ * even).
+ */
+double tt_ramp_count(double cap)
+{
+    return log(MAX(cap / TT_INTERVAL_INITIAL, 1.0)) /
+           log1p(1 / TT_RAMP_BEHIND);
+}
+
+/* The largest gap wanted: the average gap (see tt_gap_wanted()). */
+double tt_gap_cap(const TTLayout *l)
+{
+    uint64_t span = l->at[l->n - 1] - l->at[0];
+
+    return MAX((double)span / l->n, (double)l->interval);
+}
+
+/*
+ * The even gap that the budget will allow between the first snapshot and
+ * @target, judged by the newest snapshot's size: the snapshots that fit
+ * in the budget besides the first, less those of the ramp behind @target
+ * (a seek leaves none ahead of where it lands).  The average gap
+ * (tt_gap_cap()) if that is larger, or if there is a single snapshot.
+ */
+double tt_gap_foreseen(const TTLayout *l, uint64_t target)
+{
+    double cap = tt_gap_cap(l), n, even;
+
+    if (l->n < 2 || l->budget <= l->first_bytes || target <= l->at[0]) {
+        return cap;
+    }
+    n = (double)(l->budget - l->first_bytes) / MAX(l->tip_bytes, 1);
+    even = (target - l->at[0]) / MAX(n, 1.0);
+    n = MAX(n - tt_ramp_count(even), n / 2);
+    return MAX(cap, (target - l->at[0]) / n);
+}
+
+/*
+ * The snapshot to merge away (neither the first nor the last, so @l has
+ * at least 3): the one whose removal leaves the smallest gap for its
+ * distance from @focus (tt_gap_wanted()).
+ */
+unsigned tt_pick_merge(const TTLayout *l, uint64_t focus)
+{
+    double cap = tt_gap_cap(l);
+    double best = 0;
+    unsigned i, pick = 1;
+
+    for (i = 1; i + 1 < l->n; i++) {
+        double gap = l->at[i + 1] - l->at[i - 1];
+        double score = gap / tt_gap_wanted(l->at[i], focus, l->interval, cap);
+
+        if (i == 1 || score < best) {
+            best = score;
+            pick = i;
+        }
+    }
+    return pick;
+}
+
+/*
+ * Where the next snapshot is due, @p being the latest at or before the
+ * current position (-1: none, due at once): an interval after it, unless
+ * one already follows within half an interval of that point.
+ */
+uint64_t tt_next_at(const TTLayout *l, int p)
+{
+    uint64_t at;
+
+    if (p < 0) {
+        return 0;
+    }
+    at = l->at[p] + l->interval;
+    while (p + 1 < (int)l->n && l->at[p + 1] < at + l->interval / 2) {
+        p++;
+        at = l->at[p] + l->interval;
+    }
+    return at;
+}
+
+/*
+ * A move on its way to a break position far ahead takes snapshots only
+ * as densely as thinning would keep them once it has arrived: where the
+ * user lands matters, not the way there.  Otherwise each long seek would
+ * insert a snapshot every interval and thin all the history elsewhere to
+ * pay for them.  In a gap it crosses, that is the gap wanted there.
+ * After the newest snapshot, that is the even gap the budget will allow
+ * up to the break (tt_gap_foreseen()): placed evenly as the replay first
+ * gets there, history far from the user needs no thinning, which can only
+ * merge neighbours and leaves gaps twice as wide beside others.
+ *
+ * @p is the latest snapshot strictly before @now, @target the break
+ * position (-1: none): true if a snapshot is worth taking at @now.
+ */
+bool tt_worth_filling(const TTLayout *l, int p, uint64_t now, int64_t target)
+{
+    double cap;
+
+    if (p < 0 || target <= (int64_t)now) {
+        return true;
+    }
+    cap = p + 1 == (int)l->n ? tt_gap_foreseen(l, target) : tt_gap_cap(l);
+    return now - l->at[p] >= tt_gap_wanted(now, target, l->interval, cap);
+}
+
+/*
+ * The interval after a snapshot was taken: back towards
+ * TT_INTERVAL_INITIAL when the budget is full (@thinned: merging was
+ * needed), finer while it is mostly unused; coarser when taking snapshots
+ * costs (@cost_ns) more than a tenth of the replay's time since the last
+ * one (@since_ns; 0: this is the first).
+ */
+uint64_t tt_adapt_interval(const TTLayout *l, bool thinned, uint64_t used,
+                           int64_t cost_ns, int64_t since_ns)
+{
+    uint64_t interval = l->interval;
+
+    if (thinned && interval < TT_INTERVAL_INITIAL) {
+        interval *= 2;
+    } else if (!thinned && used < l->budget / 4 &&
+               interval > TT_INTERVAL_MIN) {
+        interval /= 2;
+    }
+    if (since_ns) {
+        if (cost_ns * 10 > since_ns) {
+            interval = MIN(interval * 2, TT_INTERVAL_MAX);
+        } else if (cost_ns * 40 < since_ns &&
+                   interval > TT_INTERVAL_INITIAL) {
+            interval /= 2;
+        }
+    }
+    return interval;
+}

@@ -1,0 +1,101 @@
+/*
+ * qrr: time travel's parts: the snapshot store, the page store, the
+ * placement policy and the moves
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ *   replay-tt-moves.c      seek, reverse step, reverse continue (gdb and
+ *                          the monitor): which snapshot to restore, where
+ *                          to break
+ *   replay-timetravel.c    the snapshots: taking, thinning, restoring
+ *   replay-tt-pages.c      guest RAM in the snapshots, and the dirty log
+ *   replay-tt-policy.c     where snapshots go (pure functions)
+ *
+ * Each calls only those below it.
+ */
+
+#ifndef REPLAY_TT_H
+#define REPLAY_TT_H
+
+#define TT_INTERVAL_INITIAL (10 * 1000 * 1000)
+#define TT_INTERVAL_MIN (1000 * 1000)
+#define TT_INTERVAL_MAX (UINT64_C(1) << 40)
+
+/* ---- replay-tt-policy.c ---- */
+
+/* The history as the policy sees it. */
+typedef struct TTLayout {
+    const uint64_t *at;         /* the snapshots' icounts, in order */
+    unsigned n;                 /* how many (at least 1) */
+    uint64_t interval;          /* the gap wanted where the user works */
+    uint64_t budget;            /* bytes the snapshots may hold */
+    size_t first_bytes;         /* the first snapshot's size */
+    size_t tip_bytes;           /* the newest one's */
+} TTLayout;
+
+double tt_gap_wanted(uint64_t at, uint64_t focus, uint64_t interval,
+                     double cap);
+double tt_ramp_count(double cap);
+double tt_gap_cap(const TTLayout *l);
+double tt_gap_foreseen(const TTLayout *l, uint64_t target);
+unsigned tt_pick_merge(const TTLayout *l, uint64_t focus);
+uint64_t tt_next_at(const TTLayout *l, int p);
+bool tt_worth_filling(const TTLayout *l, int p, uint64_t now,
+                      int64_t target);
+uint64_t tt_adapt_interval(const TTLayout *l, bool thinned, uint64_t used,
+                           int64_t cost_ns, int64_t since_ns);
+
+#ifndef TT_POLICY_ONLY
+
+#include "qapi/qapi-types-replay.h"
+
+/* ---- replay-tt-pages.c ---- */
+
+/* A snapshot's RAM: per migratable RAMBlock, its pages by index. */
+typedef struct TTPages TTPages;
+
+/* Find the RAM and start the dirty log (at the first snapshot). */
+bool tt_pages_start(Error **errp);
+/*
+ * The pages the new snapshot holds: every non-zero page for the @first;
+ * else those that may differ from the snapshot before it, the newest
+ * (@append) or the one the position came from (the base).
+ */
+TTPages *tt_pages_take(bool first, bool append);
+void tt_pages_free(TTPages *p);
+/* Memory held, and the count of pages holding data in *@with_data. */
+size_t tt_pages_bytes(const TTPages *p, uint64_t *with_data);
+/*
+ * Merge @older into @newer (the later content wins), leaving @older
+ * empty.  @older_is_base: @older is the base, whose successor the RAM
+ * must now be compared with.
+ */
+void tt_pages_merge(TTPages *older, TTPages *newer, bool older_is_base);
+/*
+ * Write RAM back to snapshot @k of @snaps (TTPages *, by position):
+ * only what may differ from it.  Returns the pages written.
+ */
+uint64_t tt_pages_restore(TTPages *const *snaps, unsigned n, unsigned k);
+/* loadvm put another machine in place: RAM may differ anywhere. */
+void tt_pages_forget(void);
+
+/* ---- replay-timetravel.c ---- */
+
+/* The latest snapshot at (or strictly before) @p; -1 if none. */
+int tt_find(const ReplayPos *p, bool strict);
+unsigned tt_count(void);
+ReplayPos tt_pos(unsigned i);
+/* Time travel is on and has a snapshot; else why not in @errp. */
+bool tt_usable(Error **errp);
+/* The vCPU thread: put the machine back to snapshot @k. */
+void tt_restore(unsigned k);
+
+/* Take no snapshot while @hold (a move walks them by index). */
+void tt_hold_snapshots(bool hold);
+/* The store's part of query-replay-snapshots. */
+void tt_describe(ReplaySnapshots *r);
+
+#endif
+#endif

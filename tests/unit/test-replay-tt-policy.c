@@ -1,0 +1,165 @@
+/*
+ * qrr: tests for where time travel puts its snapshots
+ * (replay/replay-tt-policy.c)
+ *
+ * Copyright (c) 2026 The qrr authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#define TT_POLICY_ONLY
+#include "../../replay/replay-tt.h"
+
+#define M UINT64_C(1000000)
+
+static TTLayout layout(const uint64_t *at, unsigned n, uint64_t interval)
+{
+    return (TTLayout) { .at = at, .n = n, .interval = interval,
+                        .budget = UINT64_MAX };
+}
+
+/* The interval near the position, d / 2 behind it, d ahead, capped. */
+static void test_gap_wanted(void)
+{
+    g_assert_cmpfloat(tt_gap_wanted(100 * M, 100 * M, 10 * M, 1e12), ==,
+                      10 * M);
+    g_assert_cmpfloat(tt_gap_wanted(0, 100 * M, 10 * M, 1e12), ==, 50 * M);
+    g_assert_cmpfloat(tt_gap_wanted(200 * M, 100 * M, 10 * M, 1e12), ==,
+                      100 * M);
+    g_assert_cmpfloat(tt_gap_wanted(0, 1000 * M, 10 * M, 30 * M), ==,
+                      30 * M);
+    /* never below the interval, even just behind the position */
+    g_assert_cmpfloat(tt_gap_wanted(99 * M, 100 * M, 10 * M, 1e12), ==,
+                      10 * M);
+}
+
+/* The average gap, or the interval if that is larger. */
+static void test_gap_cap(void)
+{
+    const uint64_t at[] = { 0, 50 * M, 100 * M, 400 * M };
+    TTLayout l = layout(at, 4, 10 * M);
+
+    g_assert_cmpfloat(tt_gap_cap(&l), ==, 100 * M);
+    l.interval = 200 * M;
+    g_assert_cmpfloat(tt_gap_cap(&l), ==, 200 * M);
+}
+
+/* Far behind the position, the snapshot in a dense cluster goes first. */
+static void test_pick_merge_cluster(void)
+{
+    const uint64_t at[] = { 0, 50 * M, 51 * M, 52 * M, 100 * M };
+    TTLayout l = layout(at, 5, 1 * M);
+
+    g_assert_cmpuint(tt_pick_merge(&l, 100 * M), ==, 2);
+}
+
+/*
+ * Where the gap wanted reaches the average gap, far from the position,
+ * the first of the evenly spaced goes; near it, the one whose gap is the
+ * smallest for its distance.
+ */
+static void test_pick_merge_by_distance(void)
+{
+    const uint64_t at[] = { 0, 10 * M, 20 * M, 30 * M, 40 * M, 50 * M,
+                            1000 * M };
+    TTLayout l = layout(at, 7, 1 * M);
+
+    g_assert_cmpuint(tt_pick_merge(&l, 1000 * M), ==, 1);
+    g_assert_cmpuint(tt_pick_merge(&l, 0), ==, 4);
+}
+
+/* An interval after the latest, skipping snapshots that are close ahead. */
+static void test_next_at(void)
+{
+    const uint64_t at[] = { 0, 10 * M, 14 * M, 40 * M };
+    TTLayout l = layout(at, 4, 10 * M);
+
+    g_assert_cmpuint(tt_next_at(&l, -1), ==, 0);
+    g_assert_cmpuint(tt_next_at(&l, 0), ==, 24 * M);
+    g_assert_cmpuint(tt_next_at(&l, 3), ==, 50 * M);
+}
+
+/*
+ * On the way to a break far ahead, snapshots after the newest one are
+ * as far apart as the budget allows there, not an interval apart.
+ */
+static void test_worth_filling(void)
+{
+    const uint64_t at[] = { 0, 10 * M };
+    TTLayout l = layout(at, 2, 10 * M);
+
+    l.budget = 11 * 100;          /* room for 10 more like the newest */
+    l.first_bytes = 100;
+    l.tip_bytes = 100;
+    /* no break ahead, or no snapshot before: always */
+    g_assert_true(tt_worth_filling(&l, 1, 20 * M, -1));
+    g_assert_true(tt_worth_filling(&l, -1, 20 * M, 10000 * M));
+    /* a break 10 G ahead: 10 M past the newest is too close */
+    g_assert_false(tt_worth_filling(&l, 1, 20 * M, 10000 * M));
+    /* a break close ahead: the gap wanted is the interval */
+    g_assert_true(tt_worth_filling(&l, 1, 20 * M, 21 * M));
+}
+
+/* The even gap foreseen: the budget's snapshots spread to the target. */
+static void test_gap_foreseen(void)
+{
+    const uint64_t at[] = { 0, 10 * M };
+    TTLayout l = layout(at, 2, 10 * M);
+    double gap;
+
+    l.budget = 101 * 100;
+    l.first_bytes = 100;
+    l.tip_bytes = 100;
+    gap = tt_gap_foreseen(&l, 10000 * M);
+    /* 100 fit, less the ramp's 5.7: 10 G in 94.3 gaps */
+    g_assert_cmpfloat(gap, >, 105 * M);
+    g_assert_cmpfloat(gap, <, 107 * M);
+    /* a target close by: the average gap */
+    g_assert_cmpfloat(tt_gap_foreseen(&l, 500 * M), ==, 10 * M);
+    /* one snapshot only: the average gap */
+    l.n = 1;
+    g_assert_cmpfloat(tt_gap_foreseen(&l, 1000 * M), ==, 10 * M);
+}
+
+static void test_adapt_interval(void)
+{
+    const uint64_t at[] = { 0 };
+    TTLayout l = layout(at, 1, 4 * M);
+
+    l.budget = 1000;
+    /* thinned below the initial interval: doubles */
+    g_assert_cmpuint(tt_adapt_interval(&l, true, 1000, 0, 0), ==, 8 * M);
+    /* budget mostly unused: halves, not below the minimum */
+    g_assert_cmpuint(tt_adapt_interval(&l, false, 100, 0, 0), ==, 2 * M);
+    l.interval = TT_INTERVAL_MIN;
+    g_assert_cmpuint(tt_adapt_interval(&l, false, 100, 0, 0), ==,
+                     TT_INTERVAL_MIN);
+    /* snapshots cost more than a tenth of the time: doubles */
+    l.interval = 20 * M;
+    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 11, 100), ==,
+                     40 * M);
+    /* cheap again above the initial interval: halves */
+    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 1, 100), ==,
+                     10 * M);
+    /* neither: unchanged */
+    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 5, 100), ==,
+                     20 * M);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/replay/tt-policy/gap-wanted", test_gap_wanted);
+    g_test_add_func("/replay/tt-policy/gap-cap", test_gap_cap);
+    g_test_add_func("/replay/tt-policy/pick-merge-cluster",
+                    test_pick_merge_cluster);
+    g_test_add_func("/replay/tt-policy/pick-merge-by-distance",
+                    test_pick_merge_by_distance);
+    g_test_add_func("/replay/tt-policy/next-at", test_next_at);
+    g_test_add_func("/replay/tt-policy/worth-filling", test_worth_filling);
+    g_test_add_func("/replay/tt-policy/gap-foreseen", test_gap_foreseen);
+    g_test_add_func("/replay/tt-policy/adapt-interval",
+                    test_adapt_interval);
+    return g_test_run();
+}
