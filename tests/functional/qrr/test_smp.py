@@ -342,29 +342,33 @@ def test_qrr_record_says_why_qemu_refused(tmp_path):
 def test_smp_divergence_names_the_vcpu(tmp_path):
     """A register of the vCPU that does not take a sync point's event,
     flipped right before it: the sync point holds every vCPU's registers,
-    so it sees the flip at once and names that vCPU."""
+    so it sees the flip at once and names that vCPU.  gdb stops the
+    replay at the icount of the first sync point at or after 400M
+    instructions (monitor replay_break; the event is not taken yet),
+    selects the other vCPU's thread and flips bit 40 of its x2."""
+    import gdbperturb as gp
     args = smp_args('virt-a57', 2)
     log = tmp_path / 'div.rr'
     rec = q.run('aarch64', args + q.icount_opt('record', log))
     assert rec.rc == 0, rec.describe()
-    env = dict(os.environ, QRR_TEST_PERTURB_ICOUNT='400000000',
-               QRR_TEST_PERTURB_REG='2', QRR_TEST_PERTURB_BIT='40',
-               QRR_TEST_PERTURB_AT_SYNC='1', QRR_TEST_PERTURB_OTHER='1')
-    rep = q.run('aarch64', args + q.icount_opt('replay', log), env=env,
-                timeout=120)
-    assert rep.rc == 1, rep.describe()
-    err = rep.err.decode()
-    m = re.search(r'flipped bit 40 of register 2 at icount (\d+) on vCPU '
-                  r'(\d)', err)
-    assert m, err
-    flipped, vcpu = int(m.group(1)), m.group(2)
-    m = re.search(r'replay diverged at icount (\d+) \(sync point \d+ on '
+    sync, seq, taker = next(p for p in gp.sync_points(log)
+                            if p[0] >= 400_000_000)
+    other = 1 - taker
+    rep = gp.flip_register(tmp_path, 'aarch64', args, log, sync, 'x2', 40,
+                           thread=other + 1)
+    assert rep.result.rc == 1, rep.describe()
+    assert rep.stopped_at == sync and rep.thread == other + 1, \
+        rep.describe()
+    err = rep.result.err.decode()
+    m = re.search(r'replay diverged at icount (\d+) \(sync point (\d+) on '
                   r'vCPU (\d), after \w+\): vCPU (\d) register 2: recorded '
                   r'(0x[0-9a-f]+) replayed (0x[0-9a-f]+)', err)
-    assert m, err
-    assert int(m.group(1)) == flipped, err
-    assert m.group(2) != vcpu and m.group(3) == vcpu, err
-    assert int(m.group(4), 16) ^ int(m.group(5), 16) == 1 << 40, err
+    assert m, rep.describe()
+    assert int(m.group(1)) == sync and int(m.group(2)) == seq, err
+    assert int(m.group(3)) == taker and int(m.group(4)) == other, err
+    assert int(m.group(5), 16) ^ int(m.group(6), 16) == 1 << 40, err
+    assert (int(m.group(5), 16), int(m.group(6), 16)) == \
+        (rep.before, rep.after), rep.describe()
 
 
 @pytest.mark.parametrize('ncpus', [8])
