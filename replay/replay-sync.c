@@ -19,22 +19,13 @@
  * expected.  N is taken from the log in replay (fingerprint line "sync=");
  * 0 disables sync points.
  *
- * For the tests only, the environment variable QRR_TEST_PERTURB_ICOUNT=N
- * makes a replay flip a bit of a register at the first interrupt or
- * exception at or after icount N, so that detection can be checked:
- * QRR_TEST_PERTURB_REG (gdb number, default 0) and QRR_TEST_PERTURB_BIT
- * (default 0) choose which.  With QRR_TEST_PERTURB_AT_SYNC=1 the flip waits
- * for an event that is a sync point, so that the sync point's register
- * comparison, not a later event, is what sees it; QRR_TEST_PERTURB_OTHER=1
- * flips the register of the next vCPU instead of the one taking the
- * event.  With QRR_TEST_PERTURB_TIMERS_NS=D the replay instead makes the
- * guest's pending QEMU_CLOCK_VIRTUAL timers D ns late, as a guest that
- * diverged and programmed them otherwise would have them.
+ * The emulator has no test hook: the functional tests perturb a replay
+ * from outside, as a user can (gdb stops it with the monitor's
+ * replay_break and changes a register, see docs/devel/replay.rst).
  */
 
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
-#include "qemu/error-report.h"
 #include "qemu/option.h"
 #include "hw/core/cpu.h"
 #include "system/replay.h"
@@ -46,14 +37,6 @@
 
 /* The registers at the previous sync point (record and replay). */
 static GByteArray *prev_regs;
-
-static unsigned env_uint(const char *name, unsigned dflt)
-{
-    const char *p = getenv(name);
-    unsigned v;
-
-    return p && !qemu_strtoui(p, NULL, 10, &v) ? v : dflt;
-}
 
 /* @regs XOR the previous sync point's registers, in place; then remember. */
 static void xor_prev(uint8_t *data, GByteArray *regs)
@@ -85,15 +68,8 @@ void replay_sync_restore(GByteArray *regs)
 
 void replay_sync_configure(QemuOpts *opts)
 {
-    const char *p = getenv("QRR_TEST_PERTURB_ICOUNT");
-    uint64_t v;
-
     replay_state.sync_interval = qemu_opt_get_number(opts, "rrsync",
                                                      DEFAULT_SYNC_INTERVAL);
-    replay_state.perturb_icount = -1;
-    if (p && !qemu_strtou64(p, NULL, 10, &v) && v <= INT64_MAX) {
-        replay_state.perturb_icount = v;
-    }
 }
 
 /* Replay: sync points are where the recording put them. */
@@ -171,31 +147,6 @@ static void append_reg_name(GString *s, unsigned r)
                                r % nregs);
     } else {
         g_string_append_printf(s, "register %u", r);
-    }
-}
-
-static void perturb(CPUState *cpu)
-{
-    CPUClass *cc = CPU_GET_CLASS(cpu);
-    g_autoptr(GByteArray) buf = g_byte_array_new();
-
-    unsigned reg = env_uint("QRR_TEST_PERTURB_REG", 0);
-    unsigned bit = env_uint("QRR_TEST_PERTURB_BIT", 0);
-    unsigned delay = env_uint("QRR_TEST_PERTURB_TIMERS_NS", 0);
-
-    if (delay) {
-        warn_report("record/replay: test: made %u guest timers %u ns late "
-                    "at icount %" PRIu64, replay_timers_delay(delay), delay,
-                    replay_icount());
-        return;
-    }
-    if (reg < cpu->gdb_num_g_regs &&
-        cc->gdb_read_register(cpu, buf, reg) > bit / 8) {
-        buf->data[bit / 8] ^= 1 << (bit % 8);
-        cc->gdb_write_register(cpu, buf->data, reg);
-        warn_report("record/replay: test: flipped bit %u of register %u at "
-                    "icount %" PRIu64 " on vCPU %d", bit, reg, replay_icount(),
-                    cpu->cpu_index);
     }
 }
 
@@ -297,15 +248,6 @@ void replay_sync_point(void)
         return;
     }
     seq = replay_state.vcpu_events++;
-    if (replay_mode == REPLAY_MODE_PLAY && replay_state.perturb_icount >= 0 &&
-        replay_icount() >= (uint64_t)replay_state.perturb_icount &&
-        (!env_uint("QRR_TEST_PERTURB_AT_SYNC", 0) ||
-         (replay_state.sync_interval &&
-          seq % replay_state.sync_interval == 0))) {
-        replay_state.perturb_icount = -1;
-        perturb(env_uint("QRR_TEST_PERTURB_OTHER", 0) && CPU_NEXT(first_cpu)
-                ? (CPU_NEXT(cpu) ?: first_cpu) : cpu);
-    }
     if (!replay_state.sync_interval || seq % replay_state.sync_interval) {
         return;
     }
