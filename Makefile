@@ -6,7 +6,7 @@
 #   make install    install them, their data and firmware, and qrr under
 #                   PREFIX (default /usr/local); builds first if nothing is built
 #   make bench      build upstream's replay too and print the comparison tables
-#                   (RUNS=5; ONLY=boot, smp or timetravel for one section)
+#                   (RUNS=5; ONLY=boot, smp, timetravel or linuxtt for one section)
 #   make matrix     the full device matrix, N=10 runs per cell
 
 SHELL := /bin/bash

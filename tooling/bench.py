@@ -4,11 +4,11 @@
 # per architecture and section.
 #
 #   bench.py [--runs N] [--arch x86_64,aarch64]
-#            [--only boot|smp|timetravel]
+#            [--only boot|smp|timetravel|linuxtt]
 #            [--tt-timeout SECONDS] [--out FILE]
 #
-# Sections (both by default; --only picks one, and --out then rewrites
-# only that section of FILE and keeps the other):
+# Sections (all by default; --only picks one, and --out then rewrites
+# only that section of FILE and keeps the others):
 #
 # boot        The default Linux guest, N runs of each configuration,
 #             interleaved: plain TCG, icount-only (shift=auto), record,
@@ -39,12 +39,31 @@
 #             vCPU switches.  qrr only: upstream refuses -smp above 1 with
 #             record/replay (the table says what upstream answered).
 #
+# linuxtt     Reverse debugging on a recording of the Linux guest with a
+#             disk and a NIC, running qrr.load= (tests/guest/init: 60 s
+#             of gzip, disk writes with fsync and HTTP downloads from a
+#             server of ours, with marks for a debugger: sync(2) each
+#             second, sethostname(2) every 10 s, a 1 ms sleep between):
+#             gdb's reverse-stepi at sync hits, reverse-continue from a
+#             sethostname hit to the previous hit of each mark (about
+#             1 ms, 1 s, 10 s back), replay-seek to random positions, the
+#             snapshots' memory and peak RSS, forward replay with time
+#             travel on and off.  Every landing's registers and RAM digest
+#             are compared with a forward-only replay stopped at the same
+#             instruction count; a mismatch makes the exit status 1.
+#             Without build/upstream, its column says "not built".
+#
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import argparse
+import functools
+import hashlib
+import http.server
 import json
+import math
 import os
+import random
 import re
 import shutil
 import signal
@@ -53,6 +72,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -377,9 +397,13 @@ def tt_args(arch, serial):
 
 
 class TTQemu:
-    """One QEMU of the timetravel bench, with QMP and a gdb server."""
+    """One QEMU of the timetravel bench, with QMP and a gdb server.
+    @guest(serial path, tt) gives the guest's arguments (default: the
+    bare-metal bench guest); @tt=False replays without time travel (qrr:
+    rrbudget=0; upstream: no rrsnapshot)."""
 
-    def __init__(self, flavour, arch, mode, d, tag, timeout, icount_extra=''):
+    def __init__(self, flavour, arch, mode, d, tag, timeout, icount_extra='',
+                 guest=None, tt=True):
         self.d = d
         self.tag = tag
         self.timeout = timeout
@@ -391,11 +415,15 @@ class TTQemu:
         icount = f'shift=auto,rr={mode},rrfile={d / "bench.rr"}' + \
             icount_extra
         extra = []
-        if flavour == 'upstream':
+        if flavour == 'upstream' and tt:
             icount += ',rrsnapshot=init'
             extra = ['-drive', f'file={d / "snap.qcow2"},if=none,id=rrdisk']
+        elif not tt:
+            icount += ',rrbudget=0' if flavour == 'qrr' else ''
+        self.serial = d / f'{tag}.serial'
         cmd = [str(qemu(flavour, arch))] + \
-            tt_args(arch, d / f'{tag}.serial') + extra + [
+            (guest or (lambda s, _: tt_args(arch, s)))(self.serial, tt) + \
+            extra + [
                 '-icount', icount,
                 '-qmp', f'unix:{self.qmp_path},server=on,wait=off']
         if mode == 'replay':
@@ -453,13 +481,17 @@ class TTQemu:
         self.err.close()
 
 
-def tt_record(flavour, arch, d, timeout):
-    """Record the bench guest; (seconds, last icount)."""
+def qcow2_create(flavour, path, size):
+    img = BUILD / flavour / 'qemu' / 'qemu-img'
+    subprocess.run([str(img), 'create', '-q', '-f', 'qcow2', str(path),
+                    size], check=True)
+
+
+def tt_record(flavour, arch, d, timeout, guest=None):
+    """Record the bench guest (or @guest); (seconds, last icount)."""
     if flavour == 'upstream':
-        img = BUILD / flavour / 'qemu' / 'qemu-img'
-        subprocess.run([str(img), 'create', '-q', '-f', 'qcow2',
-                        str(d / 'snap.qcow2'), '64M'], check=True)
-    q = TTQemu(flavour, arch, 'record', d, 'record', timeout)
+        qcow2_create(flavour, d / 'snap.qcow2', '64M')
+    q = TTQemu(flavour, arch, 'record', d, 'record', timeout, guest=guest)
     try:
         q.qmp.wait_event('SHUTDOWN')
         secs = time.monotonic() - q.t0
@@ -501,25 +533,29 @@ def tt_seeks(q, end, res):
     return True
 
 
-def tt_gdb(q, arch, plan, d, timeout, res, at_done):
-    """Run the gdb driver with @plan against @q, calling @at_done() when
-    it is through; returns the phases left to do (after a timeout: those
-    after the one that timed out)."""
+def gdb_start(q, d, driver, pre, plan):
+    """gdb-multiarch running @driver (Python, with QRR_BENCH_PLAN =
+    @plan) against @q after the commands @pre; (process, JSON lines file,
+    log file)."""
     out = d / f'{q.tag}.gdb.jsonl'
-    script = d / 'driver.py'
-    script.write_text(TT_DRIVER)
+    script = d / f'{q.tag}.driver.py'
+    script.write_text(driver)
     if out.exists():
         out.unlink()
-    cmd = [GDB, '-nx', '-batch', '-ex', f'file {tt_elf(arch)}']
-    if arch == 'x86_64':
-        # the guest is a 32-bit ELF; the stub describes x86-64
-        cmd += ['-ex', 'set architecture i386:x86-64']
-    cmd += ['-ex', f'target remote {q.gdb_path}', '-x', str(script)]
+    cmd = [GDB, '-nx', '-batch'] + pre + \
+        ['-ex', f'target remote {q.gdb_path}', '-x', str(script)]
     env = dict(os.environ, QRR_BENCH_PLAN=json.dumps(plan),
                QRR_BENCH_OUT=str(out))
     log = open(d / f'{q.tag}.gdb.log', 'ab')
     g = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                          stderr=subprocess.STDOUT)
+    return g, out, log
+
+
+def gdb_watch(g, out, q, timeout, res):
+    """The driver's records until it is done, ends, or answers nothing for
+    @timeout seconds (noted in res['errors']); (records, the command
+    pending, timed out, finished)."""
     recs, pending, since = [], None, time.monotonic()
     cpu0, at = q.cpu_seconds(), None
     timed_out = finished = False
@@ -555,6 +591,19 @@ def tt_gdb(q, arch, plan, d, timeout, res, at_done):
                 f'meanwhile, now {q.describe()}')
             break
         time.sleep(0.2)
+    return recs, pending, timed_out, finished
+
+
+def tt_gdb(q, arch, plan, d, timeout, res, at_done):
+    """Run the gdb driver with @plan against @q, calling @at_done() when
+    it is through; returns the phases left to do (after a timeout: those
+    after the one that timed out)."""
+    pre = ['-ex', f'file {tt_elf(arch)}']
+    if arch == 'x86_64':
+        # the guest is a 32-bit ELF; the stub describes x86-64
+        pre += ['-ex', 'set architecture i386:x86-64']
+    g, out, log = gdb_start(q, d, TT_DRIVER, pre, plan)
+    recs, pending, timed_out, finished = gdb_watch(g, out, q, timeout, res)
     if finished:
         at_done()
     if g.poll() is None:
@@ -807,10 +856,657 @@ a gdb command around `gdb.execute()` in gdb's Python (its round trip).
 '''
 
 
+# ---- linuxtt: reverse debugging on the Linux guest ----
+
+LT_LOAD = 60                # seconds of guest-time load (qrr.load=)
+LT_MEM = '256M'
+LT_RAM = 256 << 20
+LT_RAM_BASE = {'x86_64': 0, 'aarch64': 0x40000000}
+LT_SYSCALL = {'x86_64': '__x64_sys_', 'aarch64': '__arm64_sys_'}
+# the guest's marks (tests/guest/init, marks()): a 1 ms sleep in a loop,
+# sync(2) each second, sethostname(2) every 10 s; the distance back that
+# reverse-continue to the previous hit goes from a sethostname hit
+LT_MARKS = (('clock_nanosleep', '1 ms'), ('sync', '1 s'),
+            ('sethostname', '10 s'))
+LT_AT = 4                   # reverse-continue from the 4th sethostname hit
+# positions per run: reverse-stepi at sync hits, random replay-seeks
+# (upstream takes 20-30 s for each on this guest: fewer)
+LT_RSTEPI = {'qrr': 24, 'upstream': 3}
+LT_SEEKS = {'qrr': 24, 'upstream': 3}
+
+# Runs inside gdb (-x): hardware breakpoints on the marks' system calls
+# (QRR_BENCH_PLAN: their addresses, and what to do); continue from sync
+# hit to sync hit, a reverse-stepi and a stepi back at each of the first
+# ones, to the LT_AT-th sethostname hit; from there reverse-continue to
+# the previous hit of each mark and continue back.  After each landing
+# the registers (monitor info registers) and a SHA-256 of guest RAM
+# (monitor pmemsave).  One JSON line per command to QRR_BENCH_OUT, as
+# TT_DRIVER.
+LT_DRIVER = r"""
+import gdb, hashlib, json, os, re, time
+
+plan = json.loads(os.environ['QRR_BENCH_PLAN'])
+addr = plan['addr']
+out = open(os.environ['QRR_BENCH_OUT'], 'a')
+
+def emit(**kw):
+    out.write(json.dumps(kw) + '\n')
+    out.flush()
+
+def where():
+    s = gdb.execute('monitor info replay', to_string=True)
+    m = re.search(r'instruction count = (\d+)', s)
+    return {'icount': int(m.group(1)) if m else None,
+            'pc': int(gdb.parse_and_eval('$pc')) & 0xffffffffffffffff}
+
+def run(label, cmd, **extra):
+    emit(start=label, cmd=cmd)
+    t0 = time.monotonic()
+    err = None
+    try:
+        gdb.execute(cmd, to_string=True)
+    except gdb.error as e:
+        err = str(e)
+    r = dict(label=label, secs=time.monotonic() - t0, error=err, **extra)
+    r.update(where())
+    emit(**r)
+    if err:
+        raise RuntimeError('%s: %s' % (cmd, err))
+    return r
+
+def land(r, ok):
+    regs = gdb.execute('monitor info registers', to_string=True)
+    gdb.execute('monitor pmemsave %d %d "%s"' % (plan['base'], plan['size'],
+                                               plan['dump']), to_string=True)
+    with open(plan['dump'], 'rb') as f:
+        ram = hashlib.sha256(f.read()).hexdigest()
+    os.unlink(plan['dump'])
+    emit(landing=r['label'], icount=r['icount'], regs=regs, ram=ram, ok=ok)
+
+def only(*names):
+    gdb.execute('delete')
+    for n in names:
+        gdb.execute('hbreak *%d' % addr[n], to_string=True)
+
+def marks():
+    only('sync', 'sethostname')
+    hits = steps = 0
+    while hits < plan['at']:
+        r = run('continue', 'continue')
+        if r['pc'] == addr['sethostname']:
+            hits += 1
+        elif steps < plan['rstepi']:
+            steps += 1
+            b = run('reverse-stepi', 'reverse-stepi')
+            land(b, 0 <= r['icount'] - b['icount'] <= 1 and
+                 b['pc'] != r['pc'])
+            s = run('stepi back', 'stepi')
+            emit(check='stepi back', ok=(s['icount'], s['pc']) ==
+                 (r['icount'], r['pc']))
+    return r
+
+def back_to(at):
+    for name, dist in plan['marks']:
+        only(name)
+        r = run('reverse-continue ' + dist, 'reverse-continue',
+                at=at['icount'])
+        land(r, r['pc'] == addr[name] and r['icount'] < at['icount'])
+        only('sethostname')
+        c = run('continue back', 'continue')
+        emit(check='continue back to the start of reverse-continue',
+             ok=c['icount'] == at['icount'])
+
+gdb.execute('set pagination off')
+gdb.execute('set confirm off')
+try:
+    back_to(marks())
+except Exception as e:
+    emit(phase_error='gdb', error=str(e))
+emit(done=True)
+out.close()
+# not detach, which resumes the replay: the bench seeks next
+gdb.execute('disconnect')
+"""
+
+
+class LTServer:
+    """An HTTP server on 127.0.0.1 serving 1 MiB of random bytes, which
+    the guest fetches (qrr.net=) through slirp as 10.0.2.2."""
+
+    def __init__(self, root):
+        (root / 'www.bin').write_bytes(os.urandom(1 << 20))
+        handler = functools.partial(LTQuiet, directory=str(root))
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                     handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f'http://10.0.2.2:{self.httpd.server_address[1]}/www.bin'
+
+
+class LTQuiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def lt_args(flavour, arch, d, url):
+    """@guest for TTQemu: the Linux guest with qrr.load=, a virtio disk
+    behind blkreplay, a virtio NIC behind filter-replay.  qrr never
+    writes the disk image.  Upstream writes it; its rrsnapshot=init saves
+    it too (in every qcow2 image: one under snapshot=on would not keep
+    it), and loading the snapshot restores it; without time travel it
+    replays on a blank image under snapshot=on."""
+    machine, console = GUEST[arch]
+    g = BUILD / 'guest' / arch
+    syms = ','.join(LT_SYSCALL[arch] + m for m, _ in LT_MARKS)
+
+    def disk(tt):
+        if flavour == 'upstream' and not tt:
+            return f'file={d / "blank.qcow2"},snapshot=on'
+        return f'file={d / "disk.qcow2"}'
+    return lambda serial, tt: machine + [
+        '-m', LT_MEM, '-nodefaults', '-display', 'none', '-no-reboot',
+        '-no-shutdown', '-serial', f'file:{serial}', '-monitor', 'none',
+        '-kernel', str(g / 'vmlinuz'), '-initrd', str(g / 'initrd.gz'),
+        '-append', f'console={console} panic=-1 nokaslr qrr.disk=/dev/vda '
+        f'qrr.net={url} qrr.load={LT_LOAD} qrr.syms={syms}',
+        '-drive', f'{disk(tt)},if=none,id=img-direct,format=qcow2',
+        '-drive', 'driver=blkreplay,if=none,image=img-direct,'
+        'id=img-blkreplay', '-device', 'virtio-blk-pci,drive=img-blkreplay',
+        '-netdev', 'user,id=net0', '-device', 'virtio-net-pci,netdev=net0',
+        '-object', 'filter-replay,id=replay0,netdev=net0']
+
+
+def lt_marks(arch, serial):
+    """{mark: address} from what the recording printed (qrr.syms=), and
+    the guest's uptime at its end (seconds)."""
+    text = serial.read_text(errors='replace')
+    addr = {}
+    for m, _ in LT_MARKS:
+        hit = re.search(r'^sym: ([0-9a-f]+) ' + LT_SYSCALL[arch] + m + r'\r?$',
+                        text, re.M)
+        if not hit:
+            sys.exit(f'bench: the Linux guest printed no address for {m}')
+        addr[m] = int(hit.group(1), 16)
+    up = re.findall(r'^uptime: ([0-9.]+)', text, re.M)
+    return addr, float(up[-1]) if up else None
+
+
+def qmp_settled(q):
+    """QEMU's run state, after reading (and dropping) the events already
+    sent: a STOP that came before the next command is not its own."""
+    status = q.qmp.ok('query-status')['status']
+    q.qmp.events.clear()
+    return status
+
+
+def qmp_state(q, arch, d):
+    """(registers, SHA-256 of guest RAM) of the stopped machine @q."""
+    regs = q.qmp.ok('human-monitor-command',
+                    **{'command-line': 'info registers'})
+    dump = d / f'{q.tag}.ram'
+    q.qmp.ok('pmemsave', val=LT_RAM_BASE[arch], size=LT_RAM,
+             filename=str(dump))
+    ram = hashlib.sha256(dump.read_bytes()).hexdigest()
+    dump.unlink()
+    return regs, ram
+
+
+def lt_forward(flavour, arch, d, guest, tt, timeout):
+    """Seconds a replay takes from cont at icount 0 to the recorded
+    power-off, with time travel (@tt) or without."""
+    q = TTQemu(flavour, arch, 'replay', d, f'forward-{tt}', timeout,
+               guest=guest, tt=tt)
+    try:
+        t0 = time.monotonic()
+        q.qmp.ok('cont')
+        q.qmp.wait_event('SHUTDOWN')
+        return time.monotonic() - t0
+    except (OSError, EOFError, RuntimeError) as e:
+        return f'error: {e}'
+    finally:
+        q.stop()
+
+
+def lt_debug(q, arch, addr, flavour, d, timeout, res):
+    """The gdb driver against @q; its records, and the command that timed
+    out (None if none did)."""
+    plan = {'addr': addr, 'at': LT_AT, 'rstepi': LT_RSTEPI[flavour],
+            'marks': LT_MARKS, 'base': LT_RAM_BASE[arch], 'size': LT_RAM,
+            'dump': str(d / f'{q.tag}.gdb.ram')}
+    pre = ['-ex', 'set architecture i386:x86-64'] if arch == 'x86_64' else []
+    g, out, log = gdb_start(q, d, LT_DRIVER, pre, plan)
+    recs, pending, timed_out, _ = gdb_watch(g, out, q, timeout, res)
+    try:
+        g.wait(60 if not timed_out else 0.1)
+    except subprocess.TimeoutExpired:
+        g.kill()
+        g.wait()
+    log.close()
+    res.setdefault('errors', []).extend(
+        f'gdb: {r["error"]}' for r in recs if 'phase_error' in r)
+    return recs, pending if timed_out else None
+
+
+def lt_gdb_results(recs, timed_out, res):
+    """reverse-stepi times, reverse-continue times and distances, the
+    landings and the checks of the gdb driver's records into @res; the
+    command that @timed_out as 'timeout'."""
+    if timed_out == 'reverse-stepi':
+        res[timed_out] = ['timeout']
+    elif timed_out:
+        res[timed_out] = 'timeout'
+    res['gdb timed out'] = timed_out
+    for r in recs:
+        label = r.get('label', '')
+        if label == 'reverse-stepi' and not r['error']:
+            res.setdefault(label, []).append(r['secs'])
+        elif label.startswith('reverse-continue') and not r['error']:
+            res[label] = r['secs']
+            res[label + ' back'] = r['at'] - r['icount']
+        elif 'landing' in r:
+            res.setdefault('landings', []).append(r)
+        elif 'check' in r:
+            res.setdefault('checks', []).append((r['check'], r['ok']))
+
+
+def lt_seeks(q, arch, d, end, n, rng, res):
+    """replay-seek to @n random positions, each timed to its STOP, then
+    the machine's state there noted as a landing."""
+    for target in [rng.randrange(1, end - 1000) for _ in range(n)]:
+        qmp_settled(q)
+        t0 = time.monotonic()
+        try:
+            q.qmp.ok('replay-seek', icount=target)
+            q.qmp.wait_event('STOP')
+        except socket.timeout:
+            res.setdefault('seek', []).append('timeout')
+            return False
+        res.setdefault('seek', []).append(time.monotonic() - t0)
+        got = q.qmp.ok('query-replay')['icount']
+        regs, ram = qmp_state(q, arch, d)
+        res.setdefault('landings', []).append(
+            dict(landing='replay-seek', icount=got, regs=regs, ram=ram,
+                 ok=got == target))
+    return True
+
+
+def lt_replay(flavour, arch, d, guest, addr, end, rng, timeout, res):
+    """The time-travel replay: gdb's reverse moves, then the seeks (in a
+    fresh replay if gdb timed out); the snapshots held and the peak
+    RSS."""
+    q = TTQemu(flavour, arch, 'replay', d, 'tt', timeout, guest=guest)
+    try:
+        lt_gdb_results(*lt_debug(q, arch, addr, flavour, d, timeout, res),
+                       res)
+        if q.proc.poll() is not None or res['gdb timed out']:
+            res['rss'] = q.peak_rss()
+            q.stop()
+            q = TTQemu(flavour, arch, 'replay', d, 'tt-seeks', timeout,
+                       guest=guest)
+        lt_seeks(q, arch, d, end, LT_SEEKS[flavour], rng, res)
+        if flavour == 'qrr':
+            s = q.qmp.ok('query-replay-snapshots')
+            res['snapshots'] = (s['used'], len(s['snapshots']), s['budget'])
+        res['rss'] = max(res.get('rss') or 0, q.peak_rss() or 0)
+    except (OSError, EOFError, RuntimeError) as e:
+        res.setdefault('errors', []).append(f'replay: {e}')
+    finally:
+        res['stderr'] = q.stderr()
+        q.stop()
+
+
+def lt_reference(flavour, arch, d, guest, icounts, timeout):
+    """{icount: (registers, RAM digest)} of a forward-only replay (no
+    time travel) stopped at each of @icounts by replay-break."""
+    q = TTQemu(flavour, arch, 'replay', d, 'reference', timeout, guest=guest,
+               tt=False)
+    want = {}
+    try:
+        for t in sorted(set(icounts)):
+            qmp_settled(q)
+            q.qmp.ok('replay-break', icount=t)
+            q.qmp.ok('cont')
+            q.qmp.wait_event('STOP')
+            if q.qmp.ok('query-replay')['icount'] == t:
+                want[t] = qmp_state(q, arch, d)
+    except (OSError, EOFError, RuntimeError) as e:
+        print(f'    reference replay: {e}', file=sys.stderr)
+    finally:
+        q.stop()
+    return want
+
+
+def lt_mismatch(landing, want):
+    """Why @landing is not the forward-only replay's machine; None if it
+    is."""
+    w = want.get(landing['icount'])
+    if not landing['ok']:
+        return 'landed at the wrong place'
+    if w is None:
+        return 'the reference replay did not stop there'
+    if landing['regs'] != w[0]:
+        diff = [f'{a.strip()} / {b.strip()}' for a, b in
+                zip(landing['regs'].splitlines(), w[0].splitlines())
+                if a != b]
+        return 'registers differ: ' + '; '.join(diff[:2])
+    if landing['ram'] != w[1]:
+        return 'RAM differs'
+    return None
+
+
+def lt_check(flavour, arch, d, guest, timeout, res):
+    """Compare every landing with the forward-only replay."""
+    lands = res.get('landings', [])
+    want = lt_reference(flavour, arch, d, guest,
+                        [x['icount'] for x in lands], timeout)
+    res['mismatches'] = []
+    for x in lands:
+        why = lt_mismatch(x, want)
+        if why:
+            res['mismatches'].append(
+                f'{x["landing"]} at icount {x["icount"]}: {why}')
+
+
+def lt_measure_one(flavour, arch, d, url, rng, timeout):
+    """One recording of the Linux guest and its replays; a dict."""
+    res = {}
+    guest = lt_args(flavour, arch, d, url)
+    for disk in ('disk', 'blank'):
+        qcow2_create(flavour, d / f'{disk}.qcow2', '16M')
+    res['record'], end = tt_record(flavour, arch, d, timeout, guest)
+    addr, uptime = lt_marks(arch, d / 'record.serial')
+    res['end'], res['guest secs'] = end, uptime
+    for tt in (False, True):
+        res[f'forward {tt}'] = lt_forward(flavour, arch, d, guest, tt,
+                                          timeout)
+    lt_replay(flavour, arch, d, guest, addr, end, rng, timeout, res)
+    if flavour == 'upstream':
+        res['qcow2'] = (d / 'snap.qcow2').stat().st_blocks * 512
+    lt_check(flavour, arch, d, guest, timeout, res)
+    return res
+
+
+def lt_report(arch, flavour, i, runs, r, secs, d):
+    """One run's summary on stderr; keep @d if it went wrong."""
+    print(f'  {arch} run {i + 1}/{runs} linuxtt {flavour:8} {secs:7.1f} s: '
+          + ', '.join(f'{k} {tt_fmt(v)}' for k, v in r.items()
+                      if k in LT_ROWS_KEYS) +
+          f', landings {len(r.get("landings", []))}, '
+          f'mismatches {len(r.get("mismatches", []))}', file=sys.stderr)
+    for e in r.get('errors', []) + r.get('mismatches', []):
+        print(f'    {e}', file=sys.stderr)
+    if r.get('errors') or r.get('mismatches'):
+        print('    QEMU said: ' + r['stderr'][-1000:], file=sys.stderr)
+        print(f'    kept {d} (logs of each QEMU and gdb)', file=sys.stderr)
+    else:
+        shutil.rmtree(d)
+
+
+def lt_measure(arches, runs, tmp, timeout):
+    """{(arch, flavour): [result dict per run]}, runs interleaved: run i
+    of each architecture and flavour before run i + 1."""
+    (tmp / 'www').mkdir()
+    server = LTServer(tmp / 'www')
+    flavours = [f for f in FLAVOURS if qemu(f, arches[0]).exists()]
+    results = {(a, f): [] for a in arches for f in flavours}
+    try:
+        for i in range(runs):
+            for arch in arches:
+                for flavour in flavours:
+                    d = tmp / f'lt-{flavour}-{arch}-{i}'
+                    d.mkdir()
+                    t0 = time.monotonic()
+                    rng = random.Random(f'{arch}-{i}')
+                    r = lt_measure_one(flavour, arch, d, server.url, rng,
+                                       timeout)
+                    results[arch, flavour].append(r)
+                    lt_report(arch, flavour, i, runs, r,
+                              time.monotonic() - t0, d)
+    finally:
+        server.httpd.shutdown()
+        shutil.rmtree(tmp / 'www')
+    return results
+
+
+LT_ROWS = [('record', 'record (s)', 1),
+           ('forward False', 'replay forward, time travel off (s)', 1),
+           ('forward True', 'replay forward, time travel on (s)', 1)]
+LT_ROWS_KEYS = {k for k, _, _ in LT_ROWS} | {'reverse-stepi', 'seek'}
+
+
+def percentile(vals, p):
+    """The nearest-rank @p-th percentile of @vals."""
+    v = sorted(vals)
+    return v[max(0, math.ceil(p / 100 * len(v)) - 1)]
+
+
+def lt_pooled(runs, key, timeout):
+    """(values of @key pooled over the runs, a timeout or error text)"""
+    vals = [v for r in runs for v in r.get(key, [])]
+    nums = [v for v in vals if isinstance(v, (int, float))]
+    bad = [v for v in vals if isinstance(v, str)] + \
+        [r[key] for r in runs if isinstance(r.get(key), str)]
+    note = f'timeout (> {timeout:.0f} s)' if bad else None
+    return nums, note
+
+
+def lt_cell(runs, key, stat, scale, timeout):
+    """A pooled statistic of @key as a table cell."""
+    nums, note = lt_pooled(runs, key, timeout)
+    if not nums:
+        return note or '–'
+    cell = tt_fmt(stat(nums), scale)
+    return cell + (f' ({len(nums)} measured, then {note})' if note else '')
+
+
+class LTTable:
+    """The markdown table of one architecture: a row per measure, a
+    column per flavour."""
+
+    def __init__(self, arch, runs, results, timeout):
+        self.results = {f: results.get((arch, f)) for f in FLAVOURS}
+        self.timeout = timeout
+        self.rows = [f'### {arch} ({" ".join(GUEST[arch][0])}, Linux guest '
+                     f'with disk, network and qrr.load={LT_LOAD}, '
+                     f'{LT_MEM} RAM, median of {runs})', '',
+                     '| | qrr | upstream | qrr / upstream | target |',
+                     '|---|---|---|---|---|']
+
+    def row(self, name, cell, target='', ratio=None):
+        cells = [cell(r) if r else 'not built in this run'
+                 for r in self.results.values()]
+        nums = [ratio(r) if ratio and r else None
+                for r in self.results.values()]
+        self.rows.append(f'| {name} | {cells[0]} | {cells[1]} | '
+                         f'{fmt_ratio_tt(*nums)} | {target} |')
+
+    def median(self, key, scale=1):
+        def cell(runs):
+            v = tt_value([r[key] for r in runs if key in r], self.timeout)
+            if v is None and any(r.get('gdb timed out') for r in runs):
+                return 'not tried (gdb timed out before)'
+            return tt_fmt(v, scale)
+
+        def num(runs):
+            return tt_value([r[key] for r in runs if key in r], self.timeout)
+        return cell, num
+
+    def pooled(self, key, stat, scale=1):
+        def num(runs):
+            nums, _ = lt_pooled(runs, key, self.timeout)
+            return stat(nums) if nums else None
+        return (lambda runs: lt_cell(runs, key, stat, scale, self.timeout),
+                num)
+
+    def text(self):
+        return '\n'.join(self.rows) + '\n'
+
+
+def lt_recording(runs):
+    gi = statistics.median(r['end'] for r in runs) / 1e9
+    up = [r['guest secs'] for r in runs if r.get('guest secs')]
+    return (f'{statistics.median(up):.0f} s, ' if up else '') + f'{gi:.1f} G'
+
+
+def lt_tt_cost(runs):
+    on = tt_value([r['forward True'] for r in runs], 0)
+    off = tt_value([r['forward False'] for r in runs], 0)
+    return fmt_ratio_tt(on, off)
+
+
+def lt_rc_back(runs, dist):
+    """The median distance back of reverse-continue's landings: in
+    instructions, and in guest time by the instruction rate of the 10 s
+    between the last two sethostname hits (the marks' schedule)."""
+    key, ten = (f'reverse-continue {d} back' for d in (dist, '10 s'))
+    back = [r[key] for r in runs if key in r]
+    ms = [r[key] / (r[ten] / 10) * 1000 for r in runs
+          if key in r and r.get(ten)]
+    if not back:
+        return '–'
+    return (f'{statistics.median(back) / 1e6:,.1f} M instructions' +
+            (f', {statistics.median(ms):,.1f} ms' if ms and dist != '10 s'
+             else ''))
+
+
+def lt_snapshots(runs):
+    snaps = [r['snapshots'] for r in runs if 'snapshots' in r]
+    qcow = [r['qcow2'] for r in runs if 'qcow2' in r]
+    if qcow:
+        return (f'1 snapshot, {statistics.median(qcow) / 2**20:.1f} MiB '
+                f'qcow2 image on disk')
+    if not snaps:
+        return '–'
+    used = statistics.median(s[0] for s in snaps)
+    return (f'{used / 2**20:.1f} MiB in '
+            f'{statistics.median(s[1] for s in snaps):.0f} snapshots '
+            f'({used / LT_RAM:.2f}× RAM; rrbudget '
+            f'{statistics.median(s[2] for s in snaps) / 2**20:.0f} MiB)')
+
+
+def lt_rss(runs):
+    rss = [r['rss'] for r in runs if r.get('rss')]
+    return f'{statistics.median(rss) / 2**20:,.0f}' if rss else '–'
+
+
+def lt_landings(runs):
+    """Landings equal to the reference, and how many distinct states they
+    were (so that equal digests are not the same dump every time)."""
+    lands = [x for r in runs for x in r.get('landings', [])]
+    bad = sum(len(r.get('mismatches', [])) for r in runs)
+    return (f'{len(lands) - bad}/{len(lands)} ({len({x["ram"] for x in lands})} '
+            f'distinct RAM digests at {len({x["icount"] for x in lands})} '
+            f'instruction counts)')
+
+
+def lt_table(arch, runs, results, timeout):
+    t = LTTable(arch, runs, results, timeout)
+    t.row('recording: guest time, instructions', lt_recording)
+    for key, name, scale in LT_ROWS:
+        cell, num = t.median(key, scale)
+        t.row(name, cell, ratio=num)
+    t.row('time travel on / off', lt_tt_cost, '≤ 1.10×')
+    for name, stat, target in (('median', statistics.median, '≤ 50 ms'),
+                               ('p95', lambda v: percentile(v, 95), '')):
+        cell, num = t.pooled('reverse-stepi', stat, 1000)
+        t.row(f'reverse-stepi at sync hits, {name} (ms)', cell, target, num)
+    for mark, dist in LT_MARKS:
+        key = f'reverse-continue {dist}'
+        cell, num = t.median(key)
+        t.row(f'reverse-continue to the previous {mark} (about {dist}) (s)',
+              cell, ratio=num)
+        t.row('… how far back its hit was',
+              lambda runs, d=dist: lt_rc_back(runs, d))
+    for name, stat, target in (
+            ('median', statistics.median, ''),
+            ('p90', lambda v: percentile(v, 90), '≤ 0.5 s'),
+            ('max', max, '')):
+        cell, num = t.pooled('seek', stat)
+        t.row(f'replay-seek to random positions, {name} (s)', cell, target,
+              num)
+    t.row('snapshots held', lt_snapshots, '≤ rrbudget')
+    t.row('replay peak RSS (MiB)', lt_rss)
+    t.row('landings equal to a forward-only replay (registers, RAM)',
+          lt_landings, 'all')
+    return t.text()
+
+
+def lt_bad(results):
+    """qrr mismatched, failed or timed out."""
+    return any(r.get('errors') or r.get('mismatches') or
+               r.get('gdb timed out') or 'timeout' in r.get('seek', [])
+               for (_, f), runs in results.items() if f == 'qrr'
+               for r in runs)
+
+
+LT_LEGEND = f'''\
+Reverse debugging on a recording of the Linux test guest (Debian kernel,
+busybox initramfs, {LT_MEM} RAM) with a virtio disk behind blkreplay and a
+virtio NIC behind filter-replay, running `qrr.load={LT_LOAD}` after the
+boot: for {LT_LOAD} s of guest time, gzip a file of 64 KiB random and
+100 KiB of text, gunzip and md5 it, write it to the disk with fsync,
+fetch 1 MiB from an HTTP server on the host; meanwhile a shell loop
+sleeps 1 ms (clock_nanosleep(2)) between two looks at the clock, calls
+sync(2) each second and sethostname(2) every 10 s.  Upstream records
+and replays with `rrsnapshot=init`, a qcow2 image for its snapshot and
+the disk image writable (its snapshot holds the disk too); qrr with
+neither, and it never writes the image.  Each
+replay starts paused (`-S`) and gdb sets hardware breakpoints on the
+marks' system calls (addresses from /proc/kallsyms, `nokaslr`).  Times
+are wall clock: QMP `replay-seek` until the `STOP` event; a gdb command
+around `gdb.execute()` in gdb's Python.
+
+* *replay forward*: `cont` at icount 0 to the recorded power-off
+  (`SHUTDOWN`); time travel off is qrr's `rrbudget=0` and upstream
+  without `rrsnapshot`.
+* *reverse-stepi*: `continue` from sync hit to sync hit, a reverse-stepi
+  at each of the first {LT_RSTEPI["qrr"]} (upstream:
+  {LT_RSTEPI["upstream"]}) and a stepi back; median and p95 over every
+  position of every run.
+* *reverse-continue*: stopped at the {LT_AT}th sethostname hit, with the
+  only breakpoint on clock_nanosleep, sync or sethostname; the hit it
+  lands on is about 1 ms, 1 s or 10 s of guest time back.  The next row
+  says how far: in instructions, and in guest time by the instruction
+  rate of the 10 s between the two sethostname hits.
+* *replay-seek*: after the gdb session, {LT_SEEKS["qrr"]} (upstream:
+  {LT_SEEKS["upstream"]}) positions drawn uniformly from the whole
+  recording, in that random order.
+* *snapshots held*: QMP `query-replay-snapshots` at the end.
+* *landings*: after each reverse-stepi, reverse-continue and seek, the
+  registers (HMP `info registers`) and a SHA-256 of guest RAM (`pmemsave`
+  of all of it) are compared with those of a separate replay without
+  time travel stopped at the same instruction count by `replay-break`.
+  A mismatch, a landing elsewhere than asked, an error or a timeout makes
+  the bench fail for qrr.
+* *timeout*: no answer within `--tt-timeout`; the replay is given up
+  (the rows after it stay empty).
+'''
+
+
+def linuxtt(arches, runs, timeout):
+    """The linuxtt section's text, and whether qrr failed."""
+    tmp = Path(tempfile.mkdtemp(prefix='qrr-bench-lt-'))
+    cpu = re.search(r'^model name\s*:\s*(.*)$',
+                    Path('/proc/cpuinfo').read_text(), re.M)
+    text = [SECTIONS['linuxtt'], '',
+            f'{time.strftime("%Y-%m-%d")}, {os.uname().sysname} '
+            f'{os.uname().release}, {os.cpu_count()} CPUs '
+            f'({cpu.group(1) if cpu else "CPU unknown"}); runs interleaved.',
+            '', LT_LEGEND]
+    results = lt_measure(arches, runs, tmp, timeout)
+    for arch in arches:
+        text.append(lt_table(arch, runs, results, timeout))
+    try:
+        tmp.rmdir()
+    except OSError:
+        pass
+    return '\n'.join(text), lt_bad(results)
+
+
 SECTIONS = {
     'boot': '## Record and replay: Linux boot',
     'timetravel': '## Reverse debugging',
     'smp': '## Multi-vCPU record and replay',
+    'linuxtt': '## Reverse debugging on Linux',
 }
 
 
@@ -848,21 +1544,23 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sections = [a.only] if a.only else list(SECTIONS)
     arches = a.arch.split(',')
-    for f in FLAVOURS if sections != ['smp'] else ('qrr',):
+    # smp and linuxtt do without upstream's build
+    for f in FLAVOURS if set(sections) - {'smp', 'linuxtt'} else ('qrr',):
         for arch in arches:
             if not qemu(f, arch).exists():
                 sys.exit(f'bench: {qemu(f, arch)} is missing: run make bench')
             if 'timetravel' in sections and not tt_elf(arch).exists():
                 sys.exit(f'bench: {tt_elf(arch)} is missing: run make guests')
-    if 'timetravel' in sections and not shutil.which(GDB):
+    if {'timetravel', 'linuxtt'} & set(sections) and not shutil.which(GDB):
         sys.exit(f'bench: {GDB} is missing (apt-get install gdb-multiarch)')
     host = subprocess.run(['uname', '-srm'], capture_output=True,
                           text=True).stdout.strip()
     stamp = (f'{time.strftime("%Y-%m-%d")}, {host}, {os.cpu_count()} CPUs')
     header = ('# qrr benchmark\n\n'
               'Written by `make bench` (`tooling/bench.sh`, '
-              '`tooling/bench.py`); `--only boot`, `--only smp` or '
-              '`--only timetravel` rewrites one section.\n')
+              '`tooling/bench.py`); `--only boot`, `--only smp`, '
+              '`--only timetravel` or `--only linuxtt` rewrites one '
+              'section.\n')
     out = {}
     bad = False
     with tempfile.TemporaryDirectory(prefix='qrr-bench-') as tmp:
@@ -898,6 +1596,9 @@ def main():
             tmp.rmdir()
         except OSError:
             pass
+    if 'linuxtt' in sections:
+        out['linuxtt'], failed = linuxtt(arches, a.runs, a.tt_timeout)
+        bad |= failed
     doc = merge(a.out.read_text() if a.out and a.out.exists() else '',
                 header, out)
     print('\n'.join(out[n] for n in SECTIONS if n in out))

@@ -3,6 +3,7 @@
 # and keep the tables in docs/system/replay-bench.md.
 #   bench.sh [bench.py options]     e.g. RUNS=3 make bench,
 #                                   ONLY=timetravel make bench,
+#                                   ONLY=linuxtt make bench,
 #                                   bench.sh --only timetravel --arch x86_64
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
