@@ -141,28 +141,49 @@ uint64_t tt_next_at(const TTLayout *l, int p)
 }
 
 /*
+ * The even part of the history is a grid of @gap from the first
+ * snapshot: the next point of it at least half a gap after snapshot @p.
+ * Measured from the newest snapshot instead, the few that history holds
+ * near its start when a seek begins (taken an interval apart) would
+ * shift the whole grid, and once thinning merged them away, the first
+ * gap would be wider than the others by that shift.
+ */
+uint64_t tt_grid_next(const TTLayout *l, int p, double gap)
+{
+    double from = l->at[p] - l->at[0] + gap / 2;
+
+    return l->at[0] + (uint64_t)(ceil(from / gap) * gap);
+}
+
+/*
  * A move on its way to a break position far ahead takes snapshots only
  * as densely as thinning would keep them once it has arrived: where the
  * user lands matters, not the way there.  Otherwise each long seek would
  * insert a snapshot every interval and thin all the history elsewhere to
  * pay for them.  In a gap it crosses, that is the gap wanted there.
  * After the newest snapshot, that is the even gap the budget will allow
- * up to the break (tt_gap_foreseen()): placed evenly as the replay first
- * gets there, history far from the user needs no thinning, which can only
- * merge neighbours and leaves gaps twice as wide beside others.
+ * up to the break (tt_gap_foreseen()), on a grid from the first snapshot
+ * (tt_grid_next()), until the ramp that leads to the break: placed
+ * evenly as the replay first gets there, history far from the user needs
+ * no thinning, which can only merge neighbours and leaves gaps twice as
+ * wide beside others.
  *
  * @p is the latest snapshot strictly before @now, @target the break
  * position (-1: none): true if a snapshot is worth taking at @now.
  */
 bool tt_worth_filling(const TTLayout *l, int p, uint64_t now, int64_t target)
 {
-    double cap;
+    double cap, wanted;
 
     if (p < 0 || target <= (int64_t)now) {
         return true;
     }
     cap = p + 1 == (int)l->n ? tt_gap_foreseen(l, target) : tt_gap_cap(l);
-    return now - l->at[p] >= tt_gap_wanted(now, target, l->interval, cap);
+    wanted = tt_gap_wanted(now, target, l->interval, cap);
+    if (p + 1 < (int)l->n || wanted < cap) {
+        return now - l->at[p] >= wanted;
+    }
+    return now >= tt_grid_next(l, p, cap);
 }
 
 /*

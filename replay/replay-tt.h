@@ -42,6 +42,7 @@ double tt_gap_cap(const TTLayout *l);
 double tt_gap_foreseen(const TTLayout *l, uint64_t target);
 unsigned tt_pick_merge(const TTLayout *l, uint64_t focus);
 uint64_t tt_next_at(const TTLayout *l, int p);
+uint64_t tt_grid_next(const TTLayout *l, int p, double gap);
 bool tt_worth_filling(const TTLayout *l, int p, uint64_t now,
                       int64_t target);
 uint64_t tt_adapt_interval(const TTLayout *l, bool thinned, uint64_t used,

@@ -99,6 +99,26 @@ static void test_worth_filling(void)
     g_assert_false(tt_worth_filling(&l, 1, 20 * M, 10000 * M));
     /* a break close ahead: the gap wanted is the interval */
     g_assert_true(tt_worth_filling(&l, 1, 20 * M, 21 * M));
+    /*
+     * Far from the break, on the grid of the even gap (2 G here) from the
+     * first snapshot, not from the newest: at 2 G, not at 10 M + 2 G
+     */
+    g_assert_false(tt_worth_filling(&l, 1, 1999 * M, 10000 * M));
+    g_assert_true(tt_worth_filling(&l, 1, 2000 * M, 10000 * M));
+}
+
+/* The next grid point at least half a gap after the newest snapshot. */
+static void test_grid_next(void)
+{
+    const uint64_t at[] = { 100 * M, 180 * M, 1000 * M };
+    TTLayout l = layout(at, 3, 10 * M);
+
+    g_assert_cmpuint(tt_grid_next(&l, 0, 400 * M), ==, 500 * M);
+    g_assert_cmpuint(tt_grid_next(&l, 1, 400 * M), ==, 500 * M);
+    /* 900 M from the first: 1300 M, 300 M after it, is the next point */
+    g_assert_cmpuint(tt_grid_next(&l, 2, 400 * M), ==, 1300 * M);
+    /* 100 M after a point: the one after next */
+    g_assert_cmpuint(tt_grid_next(&l, 0, 100 * M), ==, 200 * M);
 }
 
 /* The even gap foreseen: the budget's snapshots spread to the target. */
@@ -159,6 +179,7 @@ int main(int argc, char **argv)
     g_test_add_func("/replay/tt-policy/next-at", test_next_at);
     g_test_add_func("/replay/tt-policy/worth-filling", test_worth_filling);
     g_test_add_func("/replay/tt-policy/gap-foreseen", test_gap_foreseen);
+    g_test_add_func("/replay/tt-policy/grid-next", test_grid_next);
     g_test_add_func("/replay/tt-policy/adapt-interval",
                     test_adapt_interval);
     return g_test_run();
