@@ -98,7 +98,8 @@ void replay_record_start(const char *fingerprint)
     Error *err = NULL;
 
     replay_state.writer = replay_log_create(replay_state.filename,
-                                            fingerprint, NULL, &err);
+                                            fingerprint,
+                                            &replay_state.log_opts, &err);
     if (!replay_state.writer) {
         error_report_err(err);
         exit(1);

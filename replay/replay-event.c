@@ -20,13 +20,66 @@
  *           bytes (at most REPLAY_EVENT_MAX_DATA)
  *
  * Kinds are numbered as ReplayEventKind (replay-event.h) and the number is
- * the kind byte: numbers are never reused or changed, new kinds are
- * appended, and whether a kind is ordered or a value event is a column of
- * shapes[], not a range of numbers.  Kind 19, "sched" (ordered; one
- * argument, the cpu_index of a vCPU), is logged where the round-robin vCPU
- * thread starts running a vCPU other than the one that ran last; a machine
- * with one vCPU never logs it (replay-sched.c says why nothing more of the
- * schedule needs logging).
+ * the kind byte (see REGISTRY below); whether a kind is ordered or a
+ * value event is a column of shapes[], not a range of numbers.  Kind 19,
+ * "sched", is logged where the round-robin vCPU thread starts running a
+ * vCPU other than the one that ran last; a machine with one vCPU never
+ * logs it (replay-sched.c says why nothing more of the schedule needs
+ * logging).
+ *
+ * REGISTRY.  Every number below is part of the format.  A kind, a
+ * checkpoint or a layout is never renumbered or changed: what is new is
+ * appended, and a reader that meets a number it does not know rejects
+ * the event.  A change that an older reader would misread (a new
+ * argument, a new layout of a kind's data) bumps REPLAY_LOG_VERSION
+ * (replay-log.h).  Arguments are a0, a1 in order; "data" is the kind's
+ * bytes.  O: ordered event, V: value event (replay-internal.h).
+ *
+ *   0  end            O  a0: 0 (a reader makes one up with 1 for a cut
+ *                        log; a file never holds 1)
+ *   1  interrupt      O  -
+ *   2  exception      O  -
+ *   3  checkpoint     O  a0: ReplayCheckpoint (system/replay.h): 0 warp
+ *                        start, 1 warp account, 2 reset requested, 3
+ *                        suspend requested, 4 virtual clock timers, 5
+ *                        host clock timers, 6 virtual-rt clock timers, 7
+ *                        init, 8 reset
+ *   4  shutdown       O  a0: ShutdownCause, numbered as in
+ *                        qapi/run-state.json (0 none ... 10 snapshot-load)
+ *   5  bh             O  a0: bottom-half id, from 0 in scheduling order
+ *   6  bh-oneshot     O  a0: id, from the same counter as bh
+ *   7  block          O  a0: block request id, from 0 in submission order
+ *   8  input          O  a0: console index + 1 (0: none); data: 48 bytes,
+ *                        six little-endian int64 words w0..w5: w0 the
+ *                        InputEventKind (qapi/ui.json); key: w1
+ *                        KeyValueKind, w2 the number or QKeyCode, w3 down
+ *                        (0/1); btn: w1 InputButton, w2 down; rel, abs: w1
+ *                        InputAxis, w2 the value; mtt: w1
+ *                        InputMultiTouchType, w2 slot, w3 tracking id, w4
+ *                        InputAxis, w5 value; unused words 0
+ *   9  input-sync     O  -
+ *  10  char-read      O  a0: character device, by registration order;
+ *                        data: the bytes its backend received
+ *  11  net            O  a0: replay net filter object, by creation order;
+ *                        a1: QEMU_NET_PACKET_FLAG_*; data: the packet
+ *  12  clock          V  a0: ReplayClockKind: 0 host, 1 virtual-rt; a1:
+ *                        the value in ns, stored as the difference from
+ *                        the previous value of that clock in the chunk
+ *  13  random         V  a0: the result (0, or a negative errno); data:
+ *                        the bytes
+ *  14  char-write     V  a0: the result; a1: the offset reached
+ *  15  char-read-all  V  a0: a negative errno, or the bytes read; data:
+ *                        those bytes (none with an error)
+ *  16  audio-out      V  a0: frames played
+ *  17  audio-in       V  a0: frames captured; a1: the ring's write
+ *                        position after them; data: the captured samples,
+ *                        oldest first, as struct st_sample (two int64)
+ *  18  sync           V  a0: the sync point's sequence number; data:
+ *                        every vCPU's registers, in cpu_index order, each
+ *                        as gdb reads them (its numbering and byte order),
+ *                        XORed with the previous sync point's bytes
+ *                        (replay-sync.c)
+ *  19  sched          O  a0: the cpu_index of the vCPU that starts running
  *
  * Number of arguments and presence of data per kind are in shapes[] below;
  * scripts/replay-dump.py carries the same table.  An unsigned LEB128 holds

@@ -67,9 +67,9 @@ typedef struct ReplayState {
     bool gdb_attached;
     uint64_t sync_interval;     /* rrsync=: vCPU events between syncs */
     uint64_t vcpu_events;       /* interrupts and exceptions so far */
-    int64_t perturb_icount;     /* test only: -1, or where to perturb */
 
     /* record */
+    ReplayLogWriterOptions log_opts;    /* rrfsync= */
     ReplayLogWriter *writer;
     bool write_failed;
 
@@ -264,7 +264,6 @@ ReplayTimers *replay_timers_save(void);
 void replay_timers_restore(const ReplayTimers *rt);
 void replay_timers_free(ReplayTimers *rt);
 size_t replay_timers_size(const ReplayTimers *rt);
-unsigned replay_timers_delay(int64_t ns);
 void replay_timers_register(void);
 
 /* replay-sync.c: sync points, divergence detection */

@@ -12,16 +12,20 @@
  *
  * A log is a header followed by one or more chunks.
  *
- * Header (24 + F bytes):
+ * Header (H = 24 + F + E bytes):
  *
  *    0   8  magic: the bytes "QRRLOG\r\n"
  *    8   4  format version, REPLAY_LOG_VERSION (1)
- *   12   4  header size H = 24 + F
+ *   12   4  header size H
  *   16   4  fingerprint size F (at most 1 MiB)
  *   20   F  fingerprint: UTF-8 "key=value" lines, each ending in "\n",
  *           describing what a replay must match (see replay-fingerprint.c);
  *           no NUL bytes
- *  20+F  4  CRC of bytes [0, 20 + F)
+ *  20+F  E  extension (E at most 64 KiB): bytes that a reader of this
+ *           version skips.  This writer writes none (E = 0).  Only what a
+ *           reader may ignore and still replay exactly goes there; a
+ *           change that a reader must understand bumps the version.
+ *   H-4  4  CRC of bytes [0, H - 4)
  *
  * Chunk (48 + C bytes):
  *
@@ -52,19 +56,39 @@
  * chunk's last icount (so that, with the base chaining, icounts never
  * decrease from chunk to chunk).
  *
- * A complete chunk header or payload that is not valid makes the log
- * corrupt: it is rejected, naming the offset.  A chunk cut short by the end
- * of the file, or a file that ends after a valid non-final chunk, is what a
- * killed recording leaves: the log is truncated and its valid prefix can be
- * replayed.
+ * The first chunk that is not valid ends the log, if no valid chunk
+ * header (its magic and header CRC right, a sequence number above the
+ * invalid chunk's) follows it anywhere in the file: that is a torn tail,
+ * what a crash or a power loss leaves when the file's length reached the
+ * disk before its data (zeros or stale bytes where the chunk should be).
+ * The log is then truncated, and so is a log whose last chunk is cut short
+ * by the end of the file, or that ends after a valid non-final chunk (a
+ * killed recording): its valid prefix can be replayed, and the reader
+ * says where and why it ends (replay_log_truncation()).  An invalid chunk
+ * that a valid one follows makes the log corrupt: it is rejected, naming
+ * the offset, as is a chunk whose checksums match but whose header or
+ * payload is inconsistent.
  *
  * WRITING
  *
  * The writer encodes events into the open chunk under a lock; a chunk is
  * sealed when it reaches its size target or has been open for the flush
  * interval.  A thread compresses, checksums and writes sealed chunks in
- * order, so the vCPU never waits for zlib or the disk, and a recording that
- * is killed loses at most the last flush interval.
+ * order, so the vCPU never waits for zlib or the disk.  At most
+ * max_queued sealed chunks wait for it (64 by default, 16 MiB of events
+ * at the default chunk size): beyond that, appending waits until one is
+ * written, so a disk slower than the recording slows the recording down
+ * instead of filling the host's memory.
+ *
+ * DURABILITY
+ *
+ * A recording that is killed loses at most the last flush interval (the
+ * chunks are in the file, if not yet on the disk).  Against a crash of
+ * the host or a power loss, the writer thread syncs the file
+ * (fdatasync()) after a chunk once sync_ms have passed since the last
+ * sync (1 s by default; -icount rrfsync=MS, "every" after every chunk,
+ * "off" only at the end): such a crash loses at most the flush interval
+ * plus sync_ms, and whatever was torn is the end of the log (VALIDITY).
  */
 
 #include "qemu/osdep.h"
@@ -85,6 +109,7 @@
 
 #define DEFAULT_CHUNK_BYTES (256u << 10)
 #define DEFAULT_FLUSH_MS 500
+#define MAX_EXTENSION (64u << 10)
 
 enum { CODEC_STORED, CODEC_ZLIB };
 
@@ -124,6 +149,8 @@ struct ReplayLogWriter {
     uint32_t next_seq;
     GQueue sealed;
     uint32_t written;           /* chunks on disk */
+    int64_t synced_ms;          /* when the file was last synced */
+    ReplayLogWriterStats stats;
     bool closing;
     uint64_t offset;
     char *error;
@@ -134,6 +161,7 @@ struct ReplayLogReader {
     char *path;
     uint32_t version;
     char *fingerprint;
+    uint32_t header_size;
     GArray *chunks;             /* ChunkInfo of the valid chunks */
     char *truncation;
     uint64_t events;
@@ -250,10 +278,33 @@ static bool writer_emit(ReplayLogWriter *w, SealedChunk *sc)
 
 static void writer_seal(ReplayLogWriter *w, bool final);
 
+/*
+ * After a chunk was written: sync the file if the schedule says so.
+ * Writer thread, without the lock.  Returns -1 on error, else the syncs
+ * made (0 or 1).
+ */
+static int writer_sync_due(ReplayLogWriter *w)
+{
+    int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+
+    if (w->opt.sync_ms == REPLAY_LOG_SYNC_NEVER ||
+        (w->opt.sync_ms != REPLAY_LOG_SYNC_EVERY &&
+         now - w->synced_ms < w->opt.sync_ms)) {
+        return 0;
+    }
+    if (qemu_fdatasync(w->fd) < 0) {
+        /* a pipe or a character device: nothing to sync */
+        return errno == EINVAL ? 0 : -1;
+    }
+    w->synced_ms = now;
+    return 1;
+}
+
 static void *writer_thread(void *opaque)
 {
     ReplayLogWriter *w = opaque;
     SealedChunk *sc;
+    int synced = 0;
     bool ok;
 
     qemu_mutex_lock(&w->lock);
@@ -274,12 +325,20 @@ static void *writer_thread(void *opaque)
         }
         qemu_mutex_unlock(&w->lock);
         ok = !w->error && writer_emit(w, sc);
+        if (ok) {
+            synced = writer_sync_due(w);
+        }
         qemu_mutex_lock(&w->lock);
         if (ok) {
             w->offset += CHUNK_HDR + sc->info.stored_size;
+            w->stats.chunks++;
         } else {
             writer_fail(w, "writing the log failed");
         }
+        if (ok && synced < 0) {
+            writer_fail(w, "syncing the log failed");
+        }
+        w->stats.syncs += ok && synced > 0;
         w->written++;
         g_byte_array_unref(sc->raw);
         g_free(sc);
@@ -307,6 +366,8 @@ static void writer_seal(ReplayLogWriter *w, bool final)
     w->open.nevents = 0;
     replay_coder_reset(&w->coder, w->open.base);
     g_queue_push_tail(&w->sealed, sc);
+    w->stats.max_queued = MAX(w->stats.max_queued,
+                              g_queue_get_length(&w->sealed));
     qemu_cond_broadcast(&w->cond);
 }
 
@@ -357,6 +418,13 @@ ReplayLogWriter *replay_log_create(const char *path, const char *fingerprint,
     if (!w->opt.flush_ms) {
         w->opt.flush_ms = DEFAULT_FLUSH_MS;
     }
+    if (!w->opt.sync_ms) {
+        w->opt.sync_ms = REPLAY_LOG_DEFAULT_SYNC_MS;
+    }
+    if (!w->opt.max_queued) {
+        w->opt.max_queued = REPLAY_LOG_DEFAULT_MAX_QUEUED;
+    }
+    w->synced_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     w->offset = hlen;
     w->raw = g_byte_array_sized_new(w->opt.chunk_bytes + 64);
     replay_coder_reset(&w->coder, 0);
@@ -373,6 +441,14 @@ bool replay_log_append(ReplayLogWriter *w, const ReplayEvent *ev)
     bool ok;
 
     qemu_mutex_lock(&w->lock);
+    /* bounded memory: a disk slower than the recording slows it down */
+    if (g_queue_get_length(&w->sealed) >= w->opt.max_queued) {
+        w->stats.waits++;
+        while (g_queue_get_length(&w->sealed) >= w->opt.max_queued &&
+               !w->closing) {
+            qemu_cond_wait(&w->cond, &w->lock);
+        }
+    }
     if (!w->raw->len) {
         w->open_since_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     }
@@ -407,6 +483,13 @@ bool replay_log_sync(ReplayLogWriter *w, Error **errp)
     return ok;
 }
 
+void replay_log_writer_stats(ReplayLogWriter *w, ReplayLogWriterStats *st)
+{
+    qemu_mutex_lock(&w->lock);
+    *st = w->stats;
+    qemu_mutex_unlock(&w->lock);
+}
+
 const char *replay_log_writer_error(ReplayLogWriter *w)
 {
     const char *e;
@@ -439,7 +522,7 @@ bool replay_log_close(ReplayLogWriter *w, Error **errp)
     qemu_thread_join(&w->thread);
 
     ok = !w->error;
-    if (ok && qemu_fdatasync(w->fd) < 0) {
+    if (ok && qemu_fdatasync(w->fd) < 0 && errno != EINVAL) {
         writer_fail(w, "syncing the log failed");
         ok = false;
     }
@@ -492,8 +575,10 @@ static bool reader_header(ReplayLogReader *r, uint64_t fsize, Error **errp)
     }
     hlen = ldl_le_p(fixed + 12);
     fplen = ldl_le_p(fixed + 16);
-    if (fplen > MAX_FINGERPRINT || hlen != HDR_FIXED + fplen + 4) {
-        error_setg(errp, "%s: offset 12: bad header size", r->path);
+    if (fplen > MAX_FINGERPRINT || hlen < HDR_FIXED + fplen + 4 ||
+        hlen - (HDR_FIXED + fplen + 4) > MAX_EXTENSION) {
+        error_setg(errp, "%s: offset 12: bad header size %u (fingerprint "
+                   "%u bytes)", r->path, hlen, fplen);
         return false;
     }
     if (fsize < hlen) {
@@ -519,16 +604,24 @@ static bool reader_header(ReplayLogReader *r, uint64_t fsize, Error **errp)
         return false;
     }
     r->fingerprint = g_strndup((char *)hdr + HDR_FIXED, fplen);
+    r->header_size = hlen;
     return true;
 }
 
+/*
+ * Parse the chunk header @h at @off.  *@torn tells a header that is not
+ * one (bad magic or checksum: maybe a torn write) from one whose
+ * checksum matches but whose fields are wrong (corruption).
+ */
 static bool chunk_header_parse(ReplayLogReader *r, const uint8_t *h,
-                               uint64_t off, ChunkInfo *ci, Error **errp)
+                               uint64_t off, ChunkInfo *ci, bool *torn,
+                               Error **errp)
 {
     uint32_t expect_seq = r->chunks->len;
     uint64_t expect_base = expect_seq ?
         g_array_index(r->chunks, ChunkInfo, expect_seq - 1).last : 0;
 
+    *torn = true;
     if (memcmp(h, CHUNK_MAGIC, 4)) {
         error_setg(errp, "%s: offset %" PRIu64 ": bad chunk magic (chunk %u)",
                    r->path, off, expect_seq);
@@ -539,6 +632,7 @@ static bool chunk_header_parse(ReplayLogReader *r, const uint8_t *h,
                    "mismatch", r->path, off, expect_seq);
         return false;
     }
+    *torn = false;
     ci->offset = off;
     ci->seq = ldl_le_p(h + 4);
     ci->base = ldq_le_p(h + 8);
@@ -562,27 +656,122 @@ static bool chunk_header_parse(ReplayLogReader *r, const uint8_t *h,
     return true;
 }
 
-/* Walk and verify all chunks, filling r->chunks. */
+/* A chunk header at @h: its magic and checksum right, after chunk @seq. */
+static bool is_chunk_header(const uint8_t *h, uint32_t seq)
+{
+    return !memcmp(h, CHUNK_MAGIC, 4) &&
+           crc32(0, h, 44) == (uint32_t)ldl_le_p(h + 44) &&
+           ldl_le_p(h + 4) > seq;
+}
+
+/*
+ * The offset of the first chunk header after chunk @seq found at or after
+ * @off, or 0 if there is none.  Reads the rest of the file once, a window
+ * at a time.
+ */
+static uint64_t find_chunk_after(ReplayLogReader *r, uint64_t off,
+                                 uint64_t fsize, uint32_t seq)
+{
+    const size_t window = 1 << 20;
+    g_autofree uint8_t *buf = g_malloc(window);
+
+    while (fsize - off >= CHUNK_HDR) {
+        size_t n = MIN(window, fsize - off), i;
+
+        if (!read_full_at(r->fd, buf, n, off)) {
+            return 0;
+        }
+        for (i = 0; i + CHUNK_HDR <= n; i++) {
+            if (buf[i] == CHUNK_MAGIC[0] && is_chunk_header(buf + i, seq)) {
+                return off + i;
+            }
+        }
+        if (n < window) {
+            break;
+        }
+        off += n - (CHUNK_HDR - 1);     /* a header may straddle windows */
+    }
+    return 0;
+}
+
+/*
+ * The chunk at @off is not valid (@err says why).  If no valid chunk
+ * header follows it, it is a torn tail: the log ends there.  Else the log
+ * is corrupt.
+ */
+static bool reader_invalid_chunk(ReplayLogReader *r, uint64_t off,
+                                 uint64_t fsize, Error *err, Error **errp)
+{
+    uint64_t next = find_chunk_after(r, off + 1, fsize, r->chunks->len);
+
+    if (next) {
+        error_setg(errp, "%s, and a valid chunk follows at offset %" PRIu64
+                   ": the log is corrupt", error_get_pretty(err), next);
+        error_free(err);
+        return false;
+    }
+    r->truncation = g_strdup_printf("%s; nothing valid follows: a torn "
+                                    "tail, the log ends there",
+                                    error_get_pretty(err));
+    error_free(err);
+    return true;
+}
+
+/* Read chunk @ci's payload at @off into *@buf; false with @err if bad. */
+static bool reader_payload(ReplayLogReader *r, const ChunkInfo *ci,
+                           uint64_t off, GByteArray *buf, bool *io_error,
+                           Error **err)
+{
+    g_byte_array_set_size(buf, ci->stored_size);
+    *io_error = !read_full_at(r->fd, buf->data, ci->stored_size,
+                              off + CHUNK_HDR);
+    if (*io_error) {
+        error_setg_errno(err, errno, "%s: offset %" PRIu64 ": read error",
+                         r->path, off + CHUNK_HDR);
+        return false;
+    }
+    if (crc32(0, buf->data, ci->stored_size) != ci->payload_crc) {
+        error_setg(err, "%s: offset %" PRIu64 ": chunk %u payload checksum "
+                   "mismatch", r->path, off + CHUNK_HDR, ci->seq);
+        return false;
+    }
+    return true;
+}
+
+/* Set r->truncation when the file ends at or inside the chunk at @off. */
+static bool reader_cut_short(ReplayLogReader *r, uint64_t off,
+                             uint64_t fsize, const ChunkInfo *ci)
+{
+    if (off == fsize) {
+        r->truncation = g_strdup_printf(
+            "%s: the log ends at offset %" PRIu64 " after chunk %u "
+            "without a final chunk (the recording did not finish)",
+            r->path, off, r->chunks->len ? r->chunks->len - 1 : 0);
+    } else if (fsize - off < CHUNK_HDR) {
+        r->truncation = g_strdup_printf(
+            "%s: offset %" PRIu64 ": chunk %u header truncated",
+            r->path, off, r->chunks->len);
+    } else if (ci && fsize - off - CHUNK_HDR < ci->stored_size) {
+        r->truncation = g_strdup_printf(
+            "%s: offset %" PRIu64 ": chunk %u payload truncated "
+            "(%" PRIu64 " of %u bytes present)", r->path, off, ci->seq,
+            fsize - off - CHUNK_HDR, ci->stored_size);
+    }
+    return r->truncation != NULL;
+}
+
+/* Walk and check all chunks, filling r->chunks. */
 static bool reader_scan(ReplayLogReader *r, uint64_t off, uint64_t fsize,
                         Error **errp)
 {
+    g_autoptr(GByteArray) buf = g_byte_array_new();
     uint8_t h[CHUNK_HDR];
-    g_autofree uint8_t *buf = NULL;
-    size_t bufsize = 0;
+    Error *err = NULL;
+    bool torn, io_error;
     ChunkInfo ci;
 
     for (;;) {
-        if (off == fsize) {
-            r->truncation = g_strdup_printf(
-                "%s: the log ends at offset %" PRIu64 " after chunk %u "
-                "without a final chunk (the recording did not finish)",
-                r->path, off, r->chunks->len ? r->chunks->len - 1 : 0);
-            return true;
-        }
-        if (fsize - off < CHUNK_HDR) {
-            r->truncation = g_strdup_printf(
-                "%s: offset %" PRIu64 ": chunk %u header truncated",
-                r->path, off, r->chunks->len);
+        if (reader_cut_short(r, off, fsize, NULL)) {
             return true;
         }
         if (!read_full_at(r->fd, h, CHUNK_HDR, off)) {
@@ -590,29 +779,22 @@ static bool reader_scan(ReplayLogReader *r, uint64_t off, uint64_t fsize,
                              "error", r->path, off);
             return false;
         }
-        if (!chunk_header_parse(r, h, off, &ci, errp)) {
-            return false;
+        if (!chunk_header_parse(r, h, off, &ci, &torn, &err)) {
+            if (!torn) {
+                error_propagate(errp, err);
+                return false;
+            }
+            return reader_invalid_chunk(r, off, fsize, err, errp);
         }
-        if (fsize - off - CHUNK_HDR < ci.stored_size) {
-            r->truncation = g_strdup_printf(
-                "%s: offset %" PRIu64 ": chunk %u payload truncated "
-                "(%" PRIu64 " of %u bytes present)", r->path, off, ci.seq,
-                fsize - off - CHUNK_HDR, ci.stored_size);
+        if (reader_cut_short(r, off, fsize, &ci)) {
             return true;
         }
-        if (ci.stored_size > bufsize) {
-            bufsize = ci.stored_size;
-            buf = g_realloc(buf, bufsize);
-        }
-        if (!read_full_at(r->fd, buf, ci.stored_size, off + CHUNK_HDR)) {
-            error_setg_errno(errp, errno, "%s: offset %" PRIu64 ": read "
-                             "error", r->path, off + CHUNK_HDR);
-            return false;
-        }
-        if (crc32(0, buf, ci.stored_size) != ci.payload_crc) {
-            error_setg(errp, "%s: offset %" PRIu64 ": chunk %u payload "
-                       "checksum mismatch", r->path, off + CHUNK_HDR, ci.seq);
-            return false;
+        if (!reader_payload(r, &ci, off, buf, &io_error, &err)) {
+            if (io_error) {
+                error_propagate(errp, err);
+                return false;
+            }
+            return reader_invalid_chunk(r, off, fsize, err, errp);
         }
         g_array_append_val(r->chunks, ci);
         r->events += ci.nevents;
@@ -649,8 +831,7 @@ ReplayLogReader *replay_log_open(const char *path, Error **errp)
     r->path = g_strdup(path);
     r->chunks = g_array_new(false, false, sizeof(ChunkInfo));
     if (!reader_header(r, st.st_size, errp) ||
-        !reader_scan(r, HDR_FIXED + strlen(r->fingerprint) + 4, st.st_size,
-                     errp)) {
+        !reader_scan(r, r->header_size, st.st_size, errp)) {
         replay_log_close_reader(r);
         return NULL;
     }
@@ -817,6 +998,31 @@ bool replay_log_seek(ReplayLogReader *r, const ReplayLogPos *pos,
         replay_event_clear(&ev);
     }
     return true;
+}
+
+/* Back to before the first event. */
+static void replay_log_rewind(ReplayLogReader *r)
+{
+    r->cur = 0;
+    r->left = 0;
+    r->pos = 0;
+    r->raw_len = 0;
+    g_clear_pointer(&r->raw, g_free);
+}
+
+bool replay_log_verify(ReplayLogReader *r, Error **errp)
+{
+    ReplayEvent ev;
+    int n;
+
+    replay_log_rewind(r);
+    do {
+        memset(&ev, 0, sizeof(ev));
+        n = replay_log_next(r, &ev, errp);
+        replay_event_clear(&ev);
+    } while (n > 0);
+    replay_log_rewind(r);
+    return n == 0;
 }
 
 void replay_log_close_reader(ReplayLogReader *r)

@@ -21,7 +21,31 @@ typedef struct ReplayLogWriterOptions {
     size_t chunk_bytes;         /* seal a chunk at this raw size */
     unsigned flush_ms;          /* seal and write at least this often */
     int level;                  /* zlib level; -1 stores uncompressed */
+    /*
+     * Sync the file (fdatasync) after writing a chunk once this many ms
+     * have passed since the last sync: 0 takes the default,
+     * REPLAY_LOG_SYNC_EVERY syncs after every chunk, REPLAY_LOG_SYNC_NEVER
+     * only at close.
+     */
+    int sync_ms;
+    /* sealed chunks that may wait for the writer thread (0: default) */
+    unsigned max_queued;
 } ReplayLogWriterOptions;
+
+#define REPLAY_LOG_SYNC_EVERY (-1)
+#define REPLAY_LOG_SYNC_NEVER (-2)
+#define REPLAY_LOG_DEFAULT_SYNC_MS 1000
+#define REPLAY_LOG_DEFAULT_MAX_QUEUED 64
+
+/* What the writer has done so far, for tests and statistics. */
+typedef struct ReplayLogWriterStats {
+    uint32_t chunks;            /* chunks written */
+    uint32_t syncs;             /* fdatasync() calls that succeeded */
+    uint32_t max_queued;        /* most sealed chunks ever waiting */
+    uint32_t waits;             /* appends that waited for the queue */
+} ReplayLogWriterStats;
+
+void replay_log_writer_stats(ReplayLogWriter *w, ReplayLogWriterStats *st);
 
 /*
  * Create @path and write the header with @fingerprint (text).  Events are
@@ -34,6 +58,8 @@ ReplayLogWriter *replay_log_create(const char *path, const char *fingerprint,
 /*
  * Append one event.  Thread-safe.  Returns false if the event cannot be
  * encoded or the writer already failed (see replay_log_writer_error()).
+ * When max_queued sealed chunks wait for the writer thread (the disk is
+ * slower than the recording), it waits for one to be written first.
  */
 bool replay_log_append(ReplayLogWriter *w, const ReplayEvent *ev);
 
@@ -52,12 +78,20 @@ uint64_t replay_log_bytes_written(ReplayLogWriter *w);
 bool replay_log_close(ReplayLogWriter *w, Error **errp);
 
 /*
- * Open @path, check the header and verify every chunk.  A corrupt log is
- * an error naming the offset and what is wrong.  A log whose valid chunks
- * stop before the final one (a recording that was killed) opens; see
- * replay_log_truncation().
+ * Open @path, check the header and every chunk's checksums.  A corrupt log
+ * is an error naming the offset and what is wrong.  A log whose valid
+ * chunks stop before the final one (a recording that was killed, a torn
+ * tail) opens; see replay_log_truncation().
  */
 ReplayLogReader *replay_log_open(const char *path, Error **errp);
+
+/*
+ * Decode every event of every valid chunk now, instead of chunk by chunk
+ * as the replay goes: an event that does not decode, a wrong count of
+ * events or bytes after the last one is an error at once.  Leaves the
+ * reader at the start.
+ */
+bool replay_log_verify(ReplayLogReader *r, Error **errp);
 
 const char *replay_log_fingerprint(ReplayLogReader *r);
 uint32_t replay_log_version(ReplayLogReader *r);

@@ -212,23 +212,6 @@ void replay_timers_restore(const ReplayTimers *rt)
     trace_replay_timers_restore(rt->timers->len, armed, stopped);
 }
 
-/* Tests only: make every pending guest timer of QEMU_CLOCK_VIRTUAL late. */
-unsigned replay_timers_delay(int64_t ns)
-{
-    g_autoptr(GArray) now = g_array_new(false, false, sizeof(ReplayTimer));
-    guint i;
-
-    qemu_clock_foreach_timer(QEMU_CLOCK_VIRTUAL, collect_timer, now);
-    for (i = 0; i < now->len; i++) {
-        const ReplayTimer *t = &g_array_index(now, ReplayTimer, i);
-
-        /* a timer at INT64_MAX (Arm's generic timer, off) stays there */
-        timer_mod_ns(t->ts, t->expire > INT64_MAX - ns ? INT64_MAX
-                                                       : t->expire + ns);
-    }
-    return now->len;
-}
-
 static void *timers_save(void *opaque, size_t *bytes)
 {
     ReplayTimers *rt = replay_timers_save();

@@ -11,6 +11,7 @@
 #include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "qemu/option.h"
+#include "qemu/cutils.h"
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
 #include "qemu/bswap.h"
@@ -237,6 +238,45 @@ const char *replay_get_filename(void)
     return replay_state.filename;
 }
 
+/* rrfsync=MS|every|off: the log writer's sync schedule (replay-log.c). */
+static void replay_configure_fsync(QemuOpts *opts)
+{
+    const char *v = qemu_opt_get(opts, "rrfsync");
+    uint64_t ms;
+
+    if (!v) {
+        return;
+    }
+    if (!strcmp(v, "every")) {
+        replay_state.log_opts.sync_ms = REPLAY_LOG_SYNC_EVERY;
+    } else if (!strcmp(v, "off")) {
+        replay_state.log_opts.sync_ms = REPLAY_LOG_SYNC_NEVER;
+    } else if (!qemu_strtou64(v, NULL, 10, &ms) && ms > 0 &&
+               ms <= INT_MAX) {
+        replay_state.log_opts.sync_ms = ms;
+    } else {
+        error_report("-icount rrfsync=%s: expected milliseconds (1 or "
+                     "more), every or off", v);
+        exit(1);
+    }
+}
+
+/* Replay: open the log, and with rrverify=on decode all of it now. */
+static void replay_open_log(QemuOpts *opts, const char *file)
+{
+    Error *err = NULL;
+
+    replay_state.reader = replay_log_open(file, &err);
+    if (!replay_state.reader ||
+        (qemu_opt_get_bool(opts, "rrverify", false) &&
+         !replay_log_verify(replay_state.reader, &err)) ||
+        !replay_fingerprint_check_target(
+            replay_log_fingerprint(replay_state.reader), &err)) {
+        error_report_err(err);
+        exit(1);
+    }
+}
+
 void replay_configure(QemuOpts *opts)
 {
     const char *rr, *file;
@@ -270,6 +310,8 @@ void replay_configure(QemuOpts *opts)
     replay_state.last_kind_name = "the start";
     replay_state.shutdown_icount = -1;
     replay_state.vcpu_event.icount = -1;
+    replay_state.log_opts.level = 6;
+    replay_configure_fsync(opts);
     replay_sync_configure(opts);
     replay_sched_configure(opts);
     replay_tt_configure(opts);
@@ -277,13 +319,7 @@ void replay_configure(QemuOpts *opts)
     replay_timers_register();
 
     if (mode == REPLAY_MODE_PLAY) {
-        replay_state.reader = replay_log_open(file, &err);
-        if (!replay_state.reader ||
-            !replay_fingerprint_check_target(
-                replay_log_fingerprint(replay_state.reader), &err)) {
-            error_report_err(err);
-            exit(1);
-        }
+        replay_open_log(opts, file);
         replay_sync_from_log();
     } else {
         /* fail now, not after machine creation, if F can't be written */

@@ -8,6 +8,7 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qemu/atomic.h"
 #include "qemu/bswap.h"
 #include <zlib.h>
 #include "../../replay/replay-log.h"
@@ -593,13 +594,135 @@ static void test_truncated_everywhere(void)
     }
 }
 
-/* Any single flipped bit is caught, at open or at the latest on reading. */
+/* The offsets of the chunks of the log @b, and how many events each has. */
+static GArray *chunk_offsets(GByteArray *b, GArray *nevents)
+{
+    GArray *offs = g_array_new(false, false, sizeof(uint64_t));
+    uint64_t off = TEST_HDR;
+
+    while (off + 48 <= b->len) {
+        uint32_t n = ldl_le_p(b->data + off + 24);
+
+        g_array_append_val(offs, off);
+        g_array_append_val(nevents, n);
+        off += 48 + ldl_le_p(b->data + off + 32);
+    }
+    g_assert_cmpuint(off, ==, b->len);
+    return offs;
+}
+
+/* Events in the chunks before chunk @k. */
+static uint64_t events_before(GArray *nevents, guint k)
+{
+    uint64_t n = 0;
+    guint i;
+
+    for (i = 0; i < k; i++) {
+        n += g_array_index(nevents, uint32_t, i);
+    }
+    return n;
+}
+
+/*
+ * Open @data: it must open as a log truncated at a torn tail, and read
+ * back exactly @expect events without an error.
+ */
+static void expect_torn(const uint8_t *data, size_t len, uint64_t expect,
+                        size_t where)
+{
+    g_autofree char *path = tmp_path("torn.rr");
+    ReplayLogReader *r;
+    ReplayEvent ev;
+    uint64_t n = 0;
+
+    put_bytes(path, data, len);
+    r = replay_log_open(path, &error_abort);
+    if (!replay_log_truncation(r) ||
+        !strstr(replay_log_truncation(r), "torn tail")) {
+        g_test_message("change at byte %zu: \"%s\"", where,
+                       replay_log_truncation(r));
+        g_test_fail();
+    }
+    while (replay_log_next(r, &ev, &error_abort) == 1) {
+        replay_event_clear(&ev);
+        n++;
+    }
+    g_assert_cmpuint(n, ==, expect);
+    replay_log_close_reader(r);
+}
+
+/*
+ * A crash that leaves the last chunk's bytes zero or garbled from any
+ * offset on: the log opens with its other chunks, and says that it ends
+ * at a torn tail.
+ */
+static void test_torn_tail_everywhere(void)
+{
+    g_autoptr(GByteArray) b = good_log();
+    g_autoptr(GArray) nevents = g_array_new(false, false, sizeof(uint32_t));
+    g_autoptr(GArray) offs = chunk_offsets(b, nevents);
+    guint last = offs->len - 1;
+    uint64_t start = g_array_index(offs, uint64_t, last);
+    uint64_t expect = events_before(nevents, last);
+    g_autofree uint8_t *copy = g_malloc(b->len);
+    size_t pos;
+
+    g_assert_cmpuint(offs->len, >, 3);
+    for (pos = start; pos < b->len; pos++) {
+        memcpy(copy, b->data, b->len);
+        memset(copy + pos, 0, b->len - pos);
+        if (memcmp(copy, b->data, b->len)) {
+            expect_torn(copy, b->len, expect, pos);
+        }
+        memcpy(copy, b->data, b->len);
+        copy[pos] ^= 0x5a;
+        expect_torn(copy, b->len, expect, pos);
+    }
+}
+
+/* Zeros after a killed recording (its length ahead of its data). */
+static void test_torn_zeros_after_killed(void)
+{
+    g_autofree char *path = tmp_path("killed-zeros.rr");
+    g_autoptr(GPtrArray) evs = write_log(path, 20, 300, false);
+    g_autoptr(GByteArray) b = file_bytes(path);
+    static const uint8_t zeros[4096];
+
+    g_byte_array_append(b, zeros, sizeof(zeros));
+    expect_torn(b->data, b->len, evs->len, b->len - sizeof(zeros));
+}
+
+/* A bad chunk that a valid one follows is corruption, not a torn tail. */
+static void test_corrupt_middle_chunk(void)
+{
+    g_autoptr(GByteArray) b = good_log();
+    g_autoptr(GArray) nevents = g_array_new(false, false, sizeof(uint32_t));
+    g_autoptr(GArray) offs = chunk_offsets(b, nevents);
+    uint64_t second = g_array_index(offs, uint64_t, 1);
+    g_autofree char *want = g_strdup_printf(
+        "a valid chunk follows at offset %" PRIu64 ": the log is corrupt",
+        second);
+
+    b->data[TEST_HDR + 48 + 3] ^= 0x40;
+    expect_error(b->data, b->len, want);
+    memset(b->data + TEST_HDR, 0, 48);      /* chunk 0 header zeroed */
+    expect_error(b->data, b->len, "bad chunk magic (chunk 0), and a valid "
+                 "chunk follows");
+}
+
+/*
+ * Any single flipped bit is caught: at open, or at the latest on reading,
+ * before the last chunk; in the last chunk, as a torn tail.
+ */
 static void test_bitflips_everywhere(void)
 {
     g_autoptr(GByteArray) b = good_log();
+    g_autoptr(GArray) nevents = g_array_new(false, false, sizeof(uint32_t));
+    g_autoptr(GArray) offs = chunk_offsets(b, nevents);
+    uint64_t last = g_array_index(offs, uint64_t, offs->len - 1);
     size_t pos;
 
-    for (pos = 0; pos < b->len; pos += 3) {
+    for (pos = 0; pos < last; pos += 3) {
         g_autofree char *msg = NULL;
 
         b->data[pos] ^= 1 << (pos % 8);
@@ -610,6 +733,167 @@ static void test_bitflips_everywhere(void)
             g_test_fail();
         }
     }
+}
+
+/* Bytes after the fingerprint that this version does not define. */
+static void test_header_extension(void)
+{
+    g_autoptr(GByteArray) b = good_log();
+    g_autoptr(GByteArray) x = g_byte_array_new();
+    static const uint8_t ext[7] = { 1, 2, 3, 4, 5, 6, 7 };
+    g_autofree char *path = tmp_path("ext.rr");
+    ReplayLogReader *r;
+
+    g_byte_array_append(x, b->data, TEST_HDR - 4);
+    g_byte_array_append(x, ext, sizeof(ext));
+    stl_le_p(x->data + 12, TEST_HDR + sizeof(ext));
+    g_byte_array_set_size(x, x->len + 4);
+    stl_le_p(x->data + x->len - 4, crc32(0, x->data, x->len - 4));
+    g_byte_array_append(x, b->data + TEST_HDR, b->len - TEST_HDR);
+    put_bytes(path, x->data, x->len);
+    r = replay_log_open(path, &error_abort);
+    g_assert_cmpstr(replay_log_fingerprint(r), ==, "format=test\nram=1\n");
+    g_assert_null(replay_log_truncation(r));
+    g_assert(replay_log_verify(r, &error_abort));
+    replay_log_close_reader(r);
+
+    stl_le_p(x->data + 12, TEST_HDR - 1);   /* shorter than its parts */
+    expect_error(x->data, x->len, "offset 12: bad header size 41");
+    stl_le_p(x->data + 12, TEST_HDR + (64 << 10) + 1);
+    expect_error(x->data, x->len, "bad header size");
+}
+
+/* Full verification finds at open what reading would find later. */
+static void test_verify(void)
+{
+    g_autofree char *path = tmp_path("verify.rr");
+    g_autoptr(GPtrArray) evs = write_log(path, 10, 300, true);
+    g_autoptr(GByteArray) b = NULL;
+    ReplayLogReader *r = replay_log_open(path, &error_abort);
+    Error *err = NULL;
+
+    g_assert(replay_log_verify(r, &error_abort));
+    g_assert_cmpuint(read_all(r, evs), ==, evs->len);   /* from the start */
+    replay_log_close_reader(r);
+
+    /* chunk 0 claims one event more than it has: checksums made right */
+    b = file_bytes(path);
+    stl_le_p(b->data + TEST_HDR + 24, ldl_le_p(b->data + TEST_HDR + 24) + 1);
+    stl_le_p(b->data + TEST_HDR + 44, crc32(0, b->data + TEST_HDR, 44));
+    put_bytes(path, b->data, b->len);
+    r = replay_log_open(path, &error_abort);
+    g_assert_false(replay_log_verify(r, &err));
+    g_assert(strstr(error_get_pretty(err), "chunk 0"));
+    error_free(err);
+    replay_log_close_reader(r);
+}
+
+/* Write @n small chunks with @o; return the writer's statistics. */
+static ReplayLogWriterStats write_chunks(ReplayLogWriterOptions *o, int n)
+{
+    g_autofree char *path = tmp_path("sync.rr");
+    ReplayLogWriter *w = replay_log_create(path, "x=1\n", o, &error_abort);
+    ReplayLogWriterStats st;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        ReplayEvent ev = { .kind = REPLAY_EV_INTERRUPT, .icount = i };
+
+        g_assert(replay_log_append(w, &ev));
+        g_assert(replay_log_sync(w, &error_abort));   /* one chunk each */
+    }
+    replay_log_writer_stats(w, &st);
+    g_assert(replay_log_close(w, &error_abort));
+    return st;
+}
+
+/* The writer syncs the file on the schedule it is given. */
+static void test_writer_sync_schedule(void)
+{
+    ReplayLogWriterOptions every = { .sync_ms = REPLAY_LOG_SYNC_EVERY };
+    ReplayLogWriterOptions never = { .sync_ms = REPLAY_LOG_SYNC_NEVER };
+    ReplayLogWriterOptions hour = { .sync_ms = 3600 * 1000 };
+    ReplayLogWriterStats st;
+
+    st = write_chunks(&every, 12);
+    g_assert_cmpuint(st.chunks, ==, 12);
+    g_assert_cmpuint(st.syncs, ==, 12);
+    st = write_chunks(&never, 12);
+    g_assert_cmpuint(st.chunks, ==, 12);
+    g_assert_cmpuint(st.syncs, ==, 0);
+    st = write_chunks(&hour, 12);
+    g_assert_cmpuint(st.syncs, ==, 0);
+}
+
+typedef struct SlowDisk {
+    ReplayLogWriter *w;
+    int chunks;
+    bool done;
+} SlowDisk;
+
+static gpointer append_chunks(gpointer opaque)
+{
+    SlowDisk *d = opaque;
+    g_autofree uint8_t *blob = g_malloc0(600);
+    int i;
+
+    for (i = 0; i < d->chunks; i++) {
+        ReplayEvent ev = { .kind = REPLAY_EV_RANDOM, .icount = i,
+                           .data = blob, .len = 600 };
+
+        blob[0] = i;            /* no two alike: compression can't win */
+        g_assert(replay_log_append(d->w, &ev));
+    }
+    qatomic_set(&d->done, true);
+    return NULL;
+}
+
+static gpointer drain(gpointer opaque)
+{
+    int fd = GPOINTER_TO_INT(opaque);
+    char buf[4096];
+
+    while (read(fd, buf, sizeof(buf)) > 0) {
+        /* the disk catches up */
+    }
+    return NULL;
+}
+
+/*
+ * A disk slower than the recording (a pipe nobody reads) holds the
+ * appends back once max_queued chunks wait, instead of queueing more.
+ */
+static void test_writer_queue_bound(void)
+{
+    g_autofree char *fifo = tmp_path("slow.fifo");
+    ReplayLogWriterOptions o = { .chunk_bytes = 512, .level = -1,
+                                 .max_queued = 4,
+                                 .sync_ms = REPLAY_LOG_SYNC_NEVER };
+    SlowDisk d = { .chunks = 400 };
+    ReplayLogWriterStats st;
+    GThread *t, *reader;
+    int rfd;
+
+    g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+    rfd = open(fifo, O_RDONLY | O_NONBLOCK);
+    g_assert_cmpint(rfd, >=, 0);
+    d.w = replay_log_create(fifo, "x=1\n", &o, &error_abort);
+    t = g_thread_new("append", append_chunks, &d);
+    g_usleep(300 * 1000);
+    replay_log_writer_stats(d.w, &st);
+    g_assert_false(qatomic_read(&d.done));
+    g_assert_cmpuint(st.max_queued, <=, 4);
+    g_assert_cmpuint(st.waits, >, 0);
+
+    g_assert_cmpint(fcntl(rfd, F_SETFL, 0), ==, 0);
+    reader = g_thread_new("drain", drain, GINT_TO_POINTER(rfd));
+    g_thread_join(t);
+    replay_log_writer_stats(d.w, &st);
+    g_assert_cmpuint(st.max_queued, <=, 4);
+    g_assert(replay_log_close(d.w, &error_abort));
+    g_thread_join(reader);
+    close(rfd);
+    unlink(fifo);
 }
 
 int main(int argc, char **argv)
@@ -646,6 +930,18 @@ int main(int argc, char **argv)
     g_test_add_func("/replay/bad/missing", test_bad_missing);
     g_test_add_func("/replay/bad/truncated-everywhere",
                     test_truncated_everywhere);
+    g_test_add_func("/replay/torn/tail-everywhere",
+                    test_torn_tail_everywhere);
+    g_test_add_func("/replay/torn/zeros-after-killed",
+                    test_torn_zeros_after_killed);
+    g_test_add_func("/replay/bad/corrupt-middle-chunk",
+                    test_corrupt_middle_chunk);
+    g_test_add_func("/replay/log/header-extension", test_header_extension);
+    g_test_add_func("/replay/log/verify", test_verify);
+    g_test_add_func("/replay/log/writer-sync-schedule",
+                    test_writer_sync_schedule);
+    g_test_add_func("/replay/log/writer-queue-bound",
+                    test_writer_queue_bound);
     g_test_add_func("/replay/bad/bitflips-everywhere",
                     test_bitflips_everywhere);
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,107 @@ def test_checksum_field_flip(tmp_path, good_log):
                 lambda d: flip(d, header_size(d) + 40))
     assert re.search(r'offset \d+: chunk 0 header checksum mismatch',
                      last_error(replay(p)))
+
+
+def replay_output(log, extra=''):
+    """Replay @log (expected to fail); return the Result."""
+    r = q.run(ARCH, q.linux_args(MACHINE) +
+              q.icount_opt('replay', log, extra), timeout=TIMEOUT)
+    assert r.rc is not None, f'replay of {log} hung'
+    return r
+
+
+@pytest.fixture(scope='module')
+def good_replay(good_log):
+    r = replay_output(good_log)
+    assert r.rc == 0, r.describe()
+    return r
+
+
+def zero_last_chunk_from_middle(data):
+    """A host crash: the file's length reached the disk, the last chunk's
+    second half did not."""
+    off, size = chunks(data)[-1]
+    cut = off + 48 + size // 2
+    return data[:cut] + bytes(len(data) - cut)
+
+
+def zeros_after_a_chunk(data):
+    """A crash mid-write: the log up to its middle chunk, then 64 KiB of
+    zeros."""
+    cs = chunks(data)
+    off, _ = cs[len(cs) // 2]
+    return data[:off] + bytes(65536)
+
+
+@pytest.mark.parametrize('torn', [zero_last_chunk_from_middle,
+                                  zeros_after_a_chunk])
+def test_torn_tail_replays_its_prefix(tmp_path, good_log, good_replay, torn):
+    """A torn tail is the end of the log: the replay says so at the start,
+    replays the valid part exactly (a prefix of the full replay's output)
+    and stops there with an error."""
+    p = patched(tmp_path, good_log, 'torn.rr', torn)
+    r = replay_output(p)
+    assert r.rc == 1, r.describe()
+    err = r.err.decode()
+    assert re.search(r'offset \d+: (bad chunk magic|chunk \d+ (header|payload)'
+                     r' checksum mismatch).*; nothing valid follows: a torn '
+                     r'tail, the log ends there; replaying its valid part',
+                     err), err
+    assert re.search(r"replay stopped at icount \d+, the end of the log's "
+                     r'valid part', last_error(r)), r.describe()
+    assert good_replay.out.startswith(r.out), 'the prefix differs'
+    assert len(r.out) > 0
+
+
+def bump_event_count(data):
+    """The middle chunk claims one event more than it holds; checksums made
+    right."""
+    cs = chunks(data)
+    off, _ = cs[len(cs) // 2]
+    n = int.from_bytes(data[off + 24:off + 28], 'little') + 1
+    data[off + 24:off + 28] = n.to_bytes(4, 'little')
+    data[off + 44:off + 48] = zlib.crc32(bytes(data[off:off + 44])).to_bytes(
+        4, 'little')
+    return data
+
+
+def test_rrverify_refuses_before_the_machine_runs(tmp_path, good_log):
+    """A log whose checksums match but whose events do not decode: by
+    default the replay meets it when it gets there; with rrverify=on it is
+    refused at once, naming the chunk, before the guest runs."""
+    p = patched(tmp_path, good_log, 'count.rr', bump_event_count)
+    seq = len(chunks(p.read_bytes())) // 2
+    bad = rf'offset \d+: chunk {seq}(,| has| last)'
+    lazy = replay_output(p)
+    assert lazy.rc == 1, lazy.describe()
+    assert re.search(bad, last_error(lazy)), lazy.describe()
+    assert lazy.out, 'the guest ran nothing before the bad chunk'
+    strict = replay_output(p, 'rrverify=on')
+    assert strict.rc == 1, strict.describe()
+    assert re.search(bad, last_error(strict)), strict.describe()
+    assert not strict.out, 'the guest ran before the log was refused'
+
+
+@pytest.mark.parametrize('value', ['every', 'off', '250'])
+def test_rrfsync_schedules_record_and_replay(tmp_path, value):
+    """Each sync schedule records a log that replays exactly."""
+    log = tmp_path / 'fsync.rr'
+    rec = q.run(ARCH, q.linux_args(MACHINE) +
+                q.icount_opt('record', log, f'rrfsync={value}'))
+    assert rec.rc == 0, rec.describe()
+    rep = replay_output(log)
+    assert rep.rc == 0, rep.describe()
+    q.assert_same_output(rec, rep)
+
+
+@pytest.mark.parametrize('value', ['0', 'soon', '-5'])
+def test_rrfsync_bad_value(tmp_path, value):
+    r = q.run(ARCH, q.linux_args(MACHINE) +
+              q.icount_opt('record', tmp_path / 'x.rr', f'rrfsync={value}'))
+    assert r.rc == 1, r.describe()
+    assert f'-icount rrfsync={value}: expected milliseconds' in \
+        last_error(r), r.describe()
 
 
 def test_other_machine(good_log):
