@@ -43,6 +43,7 @@
 #include "block/block_int.h"
 #include "system/replay.h"
 #include "system/replay-bytes.h"
+#include <zlib.h>
 #include "system/runstate.h"
 
 #define BLKREPLAY_BLOCK 4096
@@ -366,6 +367,21 @@ static const ReplayParticipant blkreplay_participant = {
     .deserialize = blkreplay_deserialize,
 };
 
+/* CRC-32 of the first @bytes of @qiov, for the replay's check of reads. */
+static uint32_t qiov_crc(QEMUIOVector *qiov, int64_t bytes)
+{
+    uLong crc = crc32(0, NULL, 0);
+    int i;
+
+    for (i = 0; i < qiov->niov && bytes > 0; i++) {
+        size_t n = MIN(qiov->iov[i].iov_len, bytes);
+
+        crc = crc32(crc, qiov->iov[i].iov_base, n);
+        bytes -= n;
+    }
+    return crc;
+}
+
 /* ---- block driver ---- */
 
 static int blkreplay_open(BlockDriverState *bs, QDict *options, int flags,
@@ -435,6 +451,11 @@ blkreplay_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
     ret = bdrv_co_preadv(bs->file, offset, bytes, qiov, flags);
     if (ret >= 0) {
         overlay_patch_read(bs->opaque, offset, bytes, qiov);
+        if (id) {
+            replay_block_read_done(id - 1, qiov_crc(qiov, bytes),
+                                   bdrv_get_device_or_node_name(bs),
+                                   offset, bytes);
+        }
     }
     blkreplay_end(bs, id);
     return ret;

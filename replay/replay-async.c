@@ -361,6 +361,7 @@ void replay_async_abandon(void)
         }
         async_free(a);
     }
+    replay_block_data_clear();
 }
 
 static bool async_busy(void *opaque)
@@ -386,6 +387,7 @@ void replay_async_init(void)
     g_queue_init(&replay_state.async);
     chardevs = g_ptr_array_new();
     netfilters = g_ptr_array_new();
+    replay_block_data_init();
     replay_register_participant(&async_participant, NULL);
 }
 
@@ -403,6 +405,9 @@ static bool async_record_one(void)
     replay_record(a->kind, replay_icount(),
                   async_has_id(a->kind) ? a->id : a->arg[0], a->arg[1],
                   a->data, a->len);
+    if (a->kind == REPLAY_EV_ASYNC_BLOCK) {
+        replay_block_data_record(a->id);
+    }
     async_deliver(a);
     async_free(a);
     return true;
@@ -515,6 +520,9 @@ bool replay_async_run_head(void)
         a->data = g_steal_pointer(&h->data);
     }
     replay_consume();
+    if (a->kind == REPLAY_EV_ASYNC_BLOCK) {
+        replay_block_data_check(a->id);
+    }
     async_deliver(a);
     async_free(a);
     return true;

@@ -80,6 +80,10 @@
  *                        XORed with the previous sync point's bytes
  *                        (replay-sync.c)
  *  19  sched          O  a0: the cpu_index of the vCPU that starts running
+ *  20  block-data     V  a0: a block request id; a1: the CRC-32 (zlib's
+ *                        crc32()) of the data its read returned, logged
+ *                        right after the request's block event
+ *                        (replay-blockdata.c)
  *
  * Number of arguments and presence of data per kind are in shapes[] below;
  * scripts/replay-dump.py carries the same table.  An unsigned LEB128 holds
@@ -122,6 +126,7 @@ static const EventShape shapes[REPLAY_EV__MAX] = {
     [REPLAY_EV_AUDIO_IN]         = { "audio-in", 2, true, true },
     [REPLAY_EV_SYNC]             = { "sync", 1, true, true },
     [REPLAY_EV_SCHED]            = { "sched", 1, false },
+    [REPLAY_EV_BLOCK_DATA]       = { "block-data", 2, false, true },
 };
 
 bool replay_event_is_value(ReplayEventKind kind)

@@ -52,6 +52,7 @@ typedef enum ReplayEventKind {
      * their class (see replay_event_is_value()).
      */
     REPLAY_EV_SCHED,            /* ordered; arg0: cpu_index of the vCPU */
+    REPLAY_EV_BLOCK_DATA,       /* value; arg0: block id, arg1: CRC-32 */
     REPLAY_EV__MAX
 } ReplayEventKind;
 

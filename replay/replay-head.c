@@ -33,6 +33,8 @@ static ReplayChannel channel_of(const ReplayEvent *ev)
         return REPLAY_CH_AUDIO_OUT;
     case REPLAY_EV_SYNC:
         return REPLAY_CH_SYNC;
+    case REPLAY_EV_BLOCK_DATA:
+        return REPLAY_CH_BLOCK_DATA;
     default:
         return REPLAY_CH_AUDIO_IN;
     }

@@ -40,6 +40,7 @@ typedef enum ReplayChannel {
     REPLAY_CH_AUDIO_OUT,
     REPLAY_CH_AUDIO_IN,
     REPLAY_CH_SYNC,
+    REPLAY_CH_BLOCK_DATA,
     REPLAY_CH__MAX
 } ReplayChannel;
 
@@ -324,6 +325,15 @@ void replay_sched_slice_end(void);
 uint64_t replay_vcpu_icount(int cpu_index);
 /* The icount right after vCPU @cpu_index's last instruction; 0: none. */
 uint64_t replay_vcpu_last_insn(int cpu_index);
+
+/* replay-blockdata.c: the data of disk reads, checked */
+void replay_block_data_init(void);
+/* Record: log the checksum of request @id's read, if it was one. */
+void replay_block_data_record(uint64_t id);
+/* Replay: compare it with the recording's; stop if they differ. */
+void replay_block_data_check(uint64_t id);
+/* Forget the reads whose completions were abandoned. */
+void replay_block_data_clear(void);
 
 /* replay-devices.c */
 /* Every drive goes through blkreplay and every NIC's netdev is filtered. */

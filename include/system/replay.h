@@ -211,6 +211,14 @@ void replay_input_sync_event(void);
  */
 uint64_t replay_block_next_id(void);
 void replay_block_event(QEMUBH *bh, uint64_t id);
+/*
+ * The read of request @id (from replay_block_next_id()) returned data
+ * whose CRC-32 is @crc: @bytes at @offset of drive @drive.  Record logs
+ * it with the completion; replay stops, naming the drive and the offset,
+ * if it differs from the recording's (the image changed).
+ */
+void replay_block_read_done(uint64_t id, uint32_t crc, const char *drive,
+                            int64_t offset, int64_t bytes);
 
 /* ---- character devices ---- */
 

@@ -57,6 +57,7 @@ KINDS = (
     ('audio-in', ('captured', 'wpos'), True),
     ('sync', ('seq',), True),
     ('sched', ('vcpu',), False),
+    ('block-data', ('id', 'crc'), False),
 )
 KIND_CLOCK = 12
 KIND_SCHED = 19

@@ -163,6 +163,35 @@ def check_disk_and_net(tmp_path, disk, server, machine, disk_kind, nic,
     return rep
 
 
+def test_changed_image_is_named(tmp_path, server):
+    """The image changed after the recording: the replay stops at the
+    first read whose data differs, naming the drive, the offset and the
+    length, instead of diverging later somewhere else."""
+    image = tmp_path / 'disk.raw'
+    image.write_bytes(random.Random(99).randbytes(DISK_SIZE))
+    args = [a.replace('format=qcow2', 'format=raw') for a in
+            device_args('pc', 'virtio-blk-pci', 'virtio-net-pci', image,
+                        server.url)]
+    log = tmp_path / 'img.rr'
+    server.set('recorded\n')
+    rec = q.run('x86_64', args + q.icount_opt('record', log))
+    assert rec.rc == 0, rec.describe()
+    changed = 700_000               # in the first MiB, which the guest reads
+    data = bytearray(image.read_bytes())
+    data[changed] ^= 0xff
+    image.write_bytes(bytes(data))
+    rep = q.run('x86_64', args + q.icount_opt('replay', log), timeout=120)
+    assert rep.rc == 1, rep.describe()
+    err = rep.err.decode()
+    m = re.search(r"drive 'img-blkreplay' returned other data than in the "
+                  r'recording for the read of (\d+) bytes at offset (\d+) '
+                  r'.*: the disk image changed since the recording', err)
+    assert m, err
+    length, offset = int(m.group(1)), int(m.group(2))
+    assert offset <= changed < offset + length, err
+    assert b'disk-md5' not in rep.out, 'the guest went on with other data'
+
+
 def startup_error(machine, args):
     arch = q.MACHINES[machine][0]
     r = q.run(arch, args, timeout=60)

@@ -502,7 +502,7 @@ def check_bad_payloads(tmp_path, cases):
 
 def test_bad_event_bytes(tmp_path):
     cases = {
-        bytes([20, 0]): 'payload byte 0: unknown event kind',
+        bytes([255, 0]): 'payload byte 0: unknown event kind',
         bytes([1] + [0x80] * 10): 'payload byte 0: bad instruction count',
         bytes([3, 0]): 'payload byte 0: event argument truncated',
         bytes([12, 0, 8, 0]): 'payload byte 0: unknown clock',
