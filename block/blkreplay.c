@@ -538,6 +538,7 @@ static BlockDriver bdrv_blkreplay = {
 static void bdrv_blkreplay_init(void)
 {
     bdrv_register(&bdrv_blkreplay);
+    replay_register_block_filter(bdrv_blkreplay.format_name);
 }
 
 block_init(bdrv_blkreplay_init);

@@ -93,6 +93,7 @@ static const TypeInfo filter_replay_info = {
 static void filter_replay_register_types(void)
 {
     type_register_static(&filter_replay_info);
+    replay_register_net_filter(TYPE_FILTER_REPLAY);
 }
 
 type_init(filter_replay_register_types);

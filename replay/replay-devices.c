@@ -5,14 +5,16 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * A guest device whose disk does not go through blkreplay, or whose NIC's
- * netdev has no filter-replay, gets data and completions at host-dependent
- * times: a recording of it cannot be replayed.  Rather than let such a
- * replay diverge later, record and replay refuse to start and name the
- * drive or netdev, with the option that fixes it.
+ * A guest device whose disk does not go through a replay block filter, or
+ * whose NIC's netdev has no replay net filter, gets data and completions
+ * at host-dependent times: a recording of it cannot be replayed.  Rather
+ * than let such a replay diverge later, record and replay refuse to start
+ * and name the drive or netdev, with the option that fixes it.  The
+ * filters make themselves known (replay_register_block_filter(),
+ * replay_register_net_filter()); the engine knows no filter by name.
  *
  * A disk whose device runs in an iothread (iothread=, iothread-vq-mapping=)
- * is refused too, even behind blkreplay.  Its requests start in the
+ * is refused too, even behind the block filter.  Its requests start in the
  * iothread whenever the host gets round to the guest's notification, so
  * the order of their ids among other disks' is the host's; and their
  * completion, delivered by the replay at the recorded instruction count,
@@ -31,14 +33,28 @@
 #include "net/net.h"
 #include "net/filter.h"
 #include "hw/qdev-core.h"
+#include "system/replay.h"
 #include "replay-internal.h"
 
-static bool drive_has_blkreplay(BlockDriverState *bs)
+static const char *block_filter;    /* the format name of the filter */
+static const char *net_filter;      /* the QOM type of the filter */
+
+void replay_register_block_filter(const char *format_name)
+{
+    block_filter = format_name;
+}
+
+void replay_register_net_filter(const char *type_name)
+{
+    net_filter = type_name;
+}
+
+static bool drive_is_filtered(BlockDriverState *bs)
 {
     GRAPH_RDLOCK_GUARD_MAINLOOP();
 
-    for (; bs; bs = bdrv_filter_bs(bs)) {
-        if (bs->drv && !strcmp(bs->drv->format_name, "blkreplay")) {
+    for (; bs && block_filter; bs = bdrv_filter_bs(bs)) {
+        if (bs->drv && !strcmp(bs->drv->format_name, block_filter)) {
             return true;
         }
     }
@@ -135,26 +151,28 @@ static bool check_drives(Error **errp)
                        object_get_typename(OBJECT(owner)), dev_id);
             return false;
         }
-        if (drive_has_blkreplay(bs)) {
+        if (drive_is_filtered(bs)) {
             continue;
         }
         dev = user_device(dev);
         dev_id = device_id(dev);
         error_setg(errp, "record/replay: drive '%s' (%s '%s') does not go "
-                   "through blkreplay; add -drive driver=blkreplay,if=none,"
-                   "image=%s,id=ID and attach the device to drive=ID",
-                   name, object_get_typename(OBJECT(dev)), dev_id, name);
+                   "through %s; add -drive driver=%s,if=none,image=%s,"
+                   "id=ID and attach the device to drive=ID", name,
+                   object_get_typename(OBJECT(dev)), dev_id,
+                   block_filter ?: "a replay block filter",
+                   block_filter ?: "?", name);
         return false;
     }
     return true;
 }
 
-static bool netdev_has_filter_replay(NetClientState *nc)
+static bool netdev_is_filtered(NetClientState *nc)
 {
     NetFilterState *nf;
 
     QTAILQ_FOREACH(nf, &nc->filters, next) {
-        if (object_dynamic_cast(OBJECT(nf), "filter-replay")) {
+        if (net_filter && object_dynamic_cast(OBJECT(nf), net_filter)) {
             return true;
         }
     }
@@ -171,21 +189,22 @@ static void check_nic(NICState *nic, void *opaque)
     NicCheck *c = opaque;
     NetClientState *nc = qemu_get_queue(nic);
     NetClientState *peer = nc->peer;
+    const char *f = net_filter ?: "a replay net filter";
 
-    if (c->failed || !peer || netdev_has_filter_replay(peer)) {
+    if (c->failed || !peer || netdev_is_filtered(peer)) {
         return;
     }
     c->failed = true;
     if (peer->info->type == NET_CLIENT_DRIVER_HUBPORT) {
         error_setg(c->errp, "record/replay: NIC '%s' is on a legacy -net "
-                   "hub, which filter-replay cannot cover; use -netdev "
-                   "TYPE,id=ID with -device MODEL,netdev=ID and -object "
-                   "filter-replay,id=F,netdev=ID (or -net none)", nc->name);
+                   "hub, which %s cannot cover; use -netdev TYPE,id=ID with "
+                   "-device MODEL,netdev=ID and -object %s,id=F,netdev=ID "
+                   "(or -net none)", nc->name, f, f);
         return;
     }
-    error_setg(c->errp, "record/replay: netdev '%s' (NIC '%s') has no "
-               "filter-replay; add -object filter-replay,id=ID,netdev=%s",
-               peer->name, nc->name, peer->name);
+    error_setg(c->errp, "record/replay: netdev '%s' (NIC '%s') has no %s; "
+               "add -object %s,id=ID,netdev=%s", peer->name, nc->name, f, f,
+               peer->name);
 }
 
 bool replay_check_devices(Error **errp)

@@ -336,7 +336,7 @@ void replay_block_data_check(uint64_t id);
 void replay_block_data_clear(void);
 
 /* replay-devices.c */
-/* Every drive goes through blkreplay and every NIC's netdev is filtered. */
+/* Every drive and every NIC's netdev goes through a replay filter. */
 bool replay_check_devices(Error **errp);
 
 /* replay-fingerprint.c */

@@ -220,6 +220,15 @@ void replay_block_event(QEMUBH *bh, uint64_t id);
 void replay_block_read_done(uint64_t id, uint32_t crc, const char *drive,
                             int64_t offset, int64_t bytes);
 
+/*
+ * The filters that make a drive and a netdev replayable make themselves
+ * known, by the block driver's format name and the QOM type name that
+ * the user gives on the command line: record and replay refuse a drive or
+ * a NIC's netdev without them at start-up, naming the option to add.
+ */
+void replay_register_block_filter(const char *format_name);
+void replay_register_net_filter(const char *type_name);
+
 /* ---- character devices ---- */
 
 void replay_register_char_driver(struct Chardev *chr);
