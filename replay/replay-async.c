@@ -27,7 +27,7 @@
 #include "net/filter.h"
 #include "ui/input.h"
 #include "ui/console.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 #include "qemu/iov.h"
 #include "trace.h"
 

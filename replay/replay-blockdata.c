@@ -23,7 +23,7 @@
 
 #include "qemu/osdep.h"
 #include "system/replay.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 
 typedef struct BlockRead {
     uint32_t crc;

@@ -16,7 +16,7 @@
 #include "system/replay.h"
 #include "system/runstate.h"
 #include "system/cpu-timers.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 #include "trace.h"
 
 ReplayMode replay_mode = REPLAY_MODE_NONE;

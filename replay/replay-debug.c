@@ -15,7 +15,7 @@
 #include "system/replay.h"
 #include "system/runstate.h"
 #include "hw/core/cpu.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 
 static void hmp_info_replay_snapshots(Monitor *mon);
 

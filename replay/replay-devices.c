@@ -34,7 +34,7 @@
 #include "net/filter.h"
 #include "hw/qdev-core.h"
 #include "system/replay.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 
 static const char *block_filter;    /* the format name of the filter */
 static const char *net_filter;      /* the QOM type of the filter */

@@ -33,7 +33,7 @@
  * the event.  A change that an older reader would misread (a new
  * argument, a new layout of a kind's data) bumps REPLAY_LOG_VERSION
  * (replay-log.h).  Arguments are a0, a1 in order; "data" is the kind's
- * bytes.  O: ordered event, V: value event (replay-internal.h).
+ * bytes.  O: ordered event, V: value event (replay-core.h).
  *
  *   0  end            O  a0: 0 (a reader makes one up with 1 for a cut
  *                        log; a file never holds 1)

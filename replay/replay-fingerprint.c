@@ -34,7 +34,7 @@
 #include "hw/boards.h"
 #include "hw/qdev-core.h"
 #include "hw/core/cpu.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 
 static int collect_device(Object *obj, void *opaque)
 {

@@ -15,7 +15,7 @@
 #include "qemu/main-loop.h"
 #include "system/replay.h"
 #include "system/cpus.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 
 /*
  * A ticket lock: the main loop and the vCPU hand the replay mutex to each

@@ -23,7 +23,7 @@
 #include "qapi/error.h"
 #include "system/replay.h"
 #include "system/replay-bytes.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 
 typedef struct Participant {
     const ReplayParticipant *ops;

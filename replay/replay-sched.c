@@ -50,7 +50,7 @@
 #include "hw/core/cpu.h"
 #include "system/replay.h"
 #include "system/cpus.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 #include "trace.h"
 
 /* Longest chaos slice: 2^CHAOS_MAX_SHIFT instructions. */

@@ -53,7 +53,7 @@
 #include "migration/snapshot.h"
 #include "migration/vmstate.h"
 #include "system/replay.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 
 typedef struct ReplaySnapSection {
     uint8_t mode;

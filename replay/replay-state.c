@@ -12,7 +12,7 @@
 #include "hw/core/cpu.h"
 #include "system/replay.h"
 #include "system/replay-bytes.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 
 struct ReplayEngineState {
     ReplayLogPos log;

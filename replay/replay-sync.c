@@ -29,7 +29,7 @@
 #include "qemu/option.h"
 #include "hw/core/cpu.h"
 #include "system/replay.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 #include "trace.h"
 
 #define DEFAULT_SYNC_INTERVAL 64

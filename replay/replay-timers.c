@@ -43,7 +43,7 @@
 #include "qemu/thread.h"
 #include "qemu/timer.h"
 #include "system/replay.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 #include "trace.h"
 
 typedef struct ReplayTimer {

@@ -95,7 +95,7 @@
 #include "system/system.h"
 #include "hw/boards.h"
 #include "hw/core/cpu.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 #include "replay-tt.h"
 #include "trace.h"
 

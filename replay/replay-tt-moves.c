@@ -27,7 +27,7 @@
 #include "system/replay.h"
 #include "system/runstate.h"
 #include "hw/core/cpu.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 #include "replay-tt.h"
 #include "trace.h"
 

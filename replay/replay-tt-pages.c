@@ -28,7 +28,7 @@
 #include "exec/ram_addr.h"
 #include "exec/ramblock.h"
 #include "exec/target_page.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 #include "replay-tt.h"
 #include "trace.h"
 

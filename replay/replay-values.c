@@ -21,7 +21,7 @@
 #include "qemu/error-report.h"
 #include "system/replay.h"
 #include "audio/mixeng.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 #include "trace.h"
 
 /* Replay: the last value of each clock taken from the log. */

@@ -14,7 +14,7 @@
 #include "system/runstate.h"
 #include "system/cpus.h"
 #include "hw/core/cpu.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 #include "trace.h"
 
 /* How long a replay may make no progress before it is declared stuck. */

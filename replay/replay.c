@@ -21,7 +21,7 @@
 #include "system/cpus.h"
 #include "system/tcg.h"
 #include "hw/core/cpu.h"
-#include "replay-internal.h"
+#include "replay-core.h"
 #include "trace.h"
 
 static GPtrArray *blockers;

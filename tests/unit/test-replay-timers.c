@@ -11,7 +11,7 @@
 #include "qapi/error.h"
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
-#include "../../replay/replay-internal.h"
+#include "../../replay/replay-core.h"
 
 static void nop(void *opaque)
 {

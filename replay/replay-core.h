@@ -1,13 +1,14 @@
 /*
- * qrr: state shared by the replay engine's modules
+ * qrr: the engine's ground floor (replay-core.c): its state, shared by the
+ * engine's modules, and the interfaces of those modules
  *
  * Copyright (c) 2026 The qrr authors
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#ifndef REPLAY_INTERNAL_H
-#define REPLAY_INTERNAL_H
+#ifndef REPLAY_CORE_H
+#define REPLAY_CORE_H
 
 #include "replay-event.h"
 #include "replay-log.h"
