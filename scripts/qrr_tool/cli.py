@@ -58,6 +58,10 @@ def add_replay(sub):
                    help='show the progress on stderr (default when '
                    'stderr is a terminal)')
     s.add_argument('--no-progress', dest='progress', action='store_false')
+    s.add_argument('--verify', action='store_true',
+                   help='decode the whole log before the replay starts '
+                   '(-icount rrverify=on): a log that does not decode is '
+                   'refused at once')
 
 
 def add_debug(sub):

@@ -47,12 +47,20 @@ def with_progress(opts, trace, cmd, stack):
                     sys.stderr.isatty())
 
 
+def with_verify(cmd):
+    """@cmd with rrverify=on added to its -icount option."""
+    i = cmd.index('-icount')
+    return cmd[:i + 1] + [cmd[i + 1] + ',rrverify=on'] + cmd[i + 2:]
+
+
 def cmd_replay(opts):
     stack = []
     try:
         trace = open_trace(opts.trace, stack)
         qemu = prepare(trace, opts.qemu_dir)
         cmd = [qemu] + trace.cmdline[1:]
+        if opts.verify:
+            cmd = with_verify(cmd)
         prog = with_progress(opts, trace, cmd, stack)
         rc, wall = run_qemu(cmd, trace.dir,
                             [trace.path(REPLAY_OUT), opts.serial_out],

@@ -17,6 +17,7 @@ import sys
 import tarfile
 import textwrap
 import threading
+import zlib
 from xml.etree import ElementTree
 
 import pytest
@@ -213,6 +214,37 @@ def test_replay_that_differs_exits_3(boot, tmp_path):
                    timeout=E2E_TIMEOUT)
     assert r.rc == 3, r.describe()
     assert 'the output DIFFERS from the recording' in r.err.decode()
+
+
+@needs_build
+def test_replay_verify(boot, tmp_path):
+    """--verify decodes the whole log first: a good trace replays as
+    without it; one whose middle chunk claims an event more than it holds
+    (checksums made right) is refused before the guest prints anything."""
+    base, guest, trace, rec = boot
+    rep = replay(trace, '--verify', typed='replayed line')
+    q.assert_same_output(rec, rep)
+    copy = tmp_path / 'trace'
+    shutil.copytree(trace, copy)
+    log = copy / 'replay.rr'
+    data = bytearray(log.read_bytes())
+    off = int.from_bytes(data[12:16], 'little')
+    offs = []
+    while off + 48 <= len(data):
+        offs.append(off)
+        off += 48 + int.from_bytes(data[off + 32:off + 36], 'little')
+    mid = offs[len(offs) // 2]
+    n = int.from_bytes(data[mid + 24:mid + 28], 'little') + 1
+    data[mid + 24:mid + 28] = n.to_bytes(4, 'little')
+    data[mid + 44:mid + 48] = zlib.crc32(bytes(data[mid:mid + 44])).to_bytes(
+        4, 'little')
+    log.write_bytes(bytes(data))
+    r = qrrcmd.run(['replay', copy, '--verify', '--qemu-dir', q.QEMU_BUILD],
+                   timeout=E2E_TIMEOUT)
+    assert r.rc == 1, r.describe()
+    assert re.search(rf'offset \d+: chunk {len(offs) // 2}(,| has| last)',
+                     r.err.decode()), r.describe()
+    assert b'QRR-GUEST' not in r.out, r.describe()
 
 
 @needs_build
