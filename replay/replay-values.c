@@ -120,11 +120,19 @@ void replay_char_write_event_save(int res, int offset)
     replay_record(REPLAY_EV_CHAR_WRITE, replay_icount(), res, offset, NULL, 0);
 }
 
-void replay_char_write_event_load(int *res, int *offset)
+void replay_char_write_event_load(int *res, int *offset, int len)
 {
     ReplayEvent *ev = value_required(REPLAY_CH_CHAR_WRITE,
                                      "the guest wrote to a character device");
 
+    /* the log is untrusted: the device writes @len bytes, no more */
+    if (ev->arg[1] < 0 || ev->arg[1] > len || ev->arg[0] > len ||
+        ev->arg[0] < -4095) {
+        replay_fatal("record/replay: the log's char-write event at icount %"
+                     PRIu64 " has result %" PRId64 " and offset %" PRId64
+                     ", which a write of %d bytes cannot have", ev->icount,
+                     ev->arg[0], ev->arg[1], len);
+    }
     *res = ev->arg[0];
     *offset = ev->arg[1];
     replay_value_free(ev);

@@ -75,7 +75,7 @@ void replay_char_write_event_save(int res, int offset)
     g_assert_not_reached();
 }
 
-void replay_char_write_event_load(int *res, int *offset)
+void replay_char_write_event_load(int *res, int *offset, int len)
 {
     g_assert_not_reached();
 }

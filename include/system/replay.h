@@ -235,7 +235,12 @@ void replay_register_char_driver(struct Chardev *chr);
 /* Record: input that a backend received for its frontend */
 void replay_chr_be_write(struct Chardev *s, const uint8_t *buf, int len);
 void replay_char_write_event_save(int res, int offset);
-void replay_char_write_event_load(int *res, int *offset);
+/*
+ * Replay: the result and the bytes written (*@offset) of a write of @len
+ * bytes; a log whose values a write of @len bytes cannot have stops the
+ * replay with an error.
+ */
+void replay_char_write_event_load(int *res, int *offset, int len);
 /*
  * Replay: the result of qemu_chr_fe_read_all() into @buf, of @len bytes;
  * a log whose bytes do not fit stops the replay with an error.

@@ -181,6 +181,24 @@ def test_random_length(tmp_path, plain_log):
             icount)
 
 
+@pytest.mark.parametrize('field,value', [(1, 1 << 20), (1, -1),
+                                         (0, 1 << 20)],
+                         ids=['count-too-large', 'count-negative',
+                              'result-too-large'])
+def test_char_write_out_of_range(tmp_path, plain_log, field, value):
+    """A serial write's logged count or result beyond the write's length:
+    the device would be told it wrote what it never had (and QEMU used to
+    assert)."""
+    def fn(c):
+        ev = mid(c.find('char-write'))
+        ev.args[field] = value
+        return ev.icount
+    log, icount = crafted(plain_log, tmp_path, fn)
+    refused(plain_args(), log, r"the log's char-write event at icount \d+ "
+            r'has result -?\d+ and offset -?\d+, which a write of \d+ bytes '
+            'cannot have', icount)
+
+
 def test_clock_of_the_other_clock(tmp_path, plain_log):
     """A host clock read logged as a virtual-rt one."""
     def fn(c):
