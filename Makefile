@@ -8,12 +8,14 @@
 #   make bench      build upstream's replay too and print the comparison tables
 #                   (RUNS=5; ONLY=boot, smp, timetravel or linuxtt for one section)
 #   make matrix     the full device matrix, N=10 runs per cell
+#   make sanitize   build qrr with ASan + UBSan (build/sanitize) and run the
+#                   unit tests and a subset of the functional tests on it
 
 SHELL := /bin/bash
 T := tooling
 PREFIX ?= /usr/local
 
-.PHONY: all demo setup build guests check unit functional bench matrix clean fuzz install
+.PHONY: all demo setup build guests check unit functional bench matrix clean fuzz install sanitize
 
 all: demo
 
@@ -51,6 +53,9 @@ check: build guests
 
 matrix: build guests
 	@QRR_MATRIX=full QRR_REPEAT=$${N:-10} bash $(T)/run-functional.sh tests/functional/qrr/test_devices.py -k disk_and_net
+
+sanitize: build guests
+	@bash $(T)/run-sanitize.sh $(TESTS)
 
 bench: build guests
 	@bash $(T)/fetch-base.sh

@@ -1,12 +1,22 @@
 #!/bin/bash
 # Configure (once) and build QEMU in $QRR_BUILD/<flavour>/qemu.
 #   build-qemu.sh qrr|upstream
+#   build-qemu.sh sanitize    qrr's tree with ASan and UBSan, in
+#                             $QRR_BUILD/sanitize/qemu (make sanitize)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 flavour=${1:-qrr}
 src=$QRR_BUILD/$flavour/src
 bld=$QRR_BUILD/$flavour/qemu
+werror=--enable-werror
+extra=()
+if [ "$flavour" = sanitize ]; then
+    src=$QRR_BUILD/qrr/src
+    # the sanitizers' instrumentation makes gcc warn where it does not
+    werror=--disable-werror
+    extra=(--enable-asan --enable-ubsan)
+fi
 
 opts=(
     --python=/usr/bin/python3
@@ -14,8 +24,8 @@ opts=(
     --with-devices-x86_64=qrr --with-devices-aarch64=qrr
     --without-default-features --without-default-devices --enable-tcg --enable-slirp
     --enable-fdt=system --enable-tools --disable-docs
-    --disable-install-blobs --enable-werror --enable-trace-backends=log
-    --firmwarepath="$QRR_FIRMWARE"
+    --disable-install-blobs $werror --enable-trace-backends=log
+    --firmwarepath="$QRR_FIRMWARE" "${extra[@]}"
 )
 optstamp=$(printf '%s\n' "${opts[@]}" | sha256sum | cut -d' ' -f1)
 

@@ -12,7 +12,11 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[3]
 BUILD = Path(os.environ.get('QRR_BUILD', TOP / 'build'))
-QEMU_BUILD = BUILD / 'qrr' / 'qemu'
+# make sanitize points this at the ASan/UBSan build
+QEMU_BUILD = Path(os.environ.get('QRR_QEMU_BUILD', BUILD / 'qrr' / 'qemu'))
+# What a sanitizer prints when it finds something (make sanitize).
+SANITIZER_REPORTS = (b'ERROR: AddressSanitizer', b'ERROR: LeakSanitizer',
+                     b'runtime error:', b'ThreadSanitizer:')
 
 # What each machine configuration needs on the command line.
 MACHINES = {
@@ -132,7 +136,19 @@ def run(arch, args, typed=None, timeout=DEFAULT_TIMEOUT, env=None,
         rc = None
     for t in threads:
         t.join(10)
+    check_sanitizers(cmd, bytes(err))
     return Result(rc, bytes(out), bytes(err), time.monotonic() - t0)
+
+
+def check_sanitizers(cmd, err):
+    """A sanitizer's report in QEMU's stderr fails the test, whatever the
+    test expected of the run (a bad log's error exit included)."""
+    for s in SANITIZER_REPORTS:
+        if s in err:
+            i = err.index(s)
+            raise AssertionError(f'{s.decode()} in {cmd[0]}:\n' +
+                                 err[max(0, i - 200):i + 3000].decode(
+                                     errors='replace'))
 
 
 def icount_opt(mode, logfile, extra=''):
