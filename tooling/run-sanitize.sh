@@ -31,9 +31,9 @@ if [ $# -eq 0 ]; then
         tests/functional/qrr/test_devices.py \
         tests/functional/qrr/test_smp.py \
         tests/functional/qrr/test_timetravel.py \
-        -k '(test_smp.py and (crafted or identically and 2-0)) or
-            (test_timetravel.py and (seek_random or restore_exact or
-             reverse_stepi)) or not (test_smp.py or test_timetravel.py)'
+        -k "(test_smp.py and (crafted or identically and 2-0)) or $(
+            )(test_timetravel.py and (seek_random or restore_exact or $(
+            )reverse_stepi)) or not (test_smp.py or test_timetravel.py)"
 fi
 qrr_log "functional subset under ASan/UBSan ($bld)"
 export PYTHONPATH=$QRR_BUILD/qrr/src/python${PYTHONPATH:+:$PYTHONPATH}
