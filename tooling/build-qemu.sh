@@ -3,6 +3,8 @@
 #   build-qemu.sh qrr|upstream
 #   build-qemu.sh sanitize    qrr's tree with ASan and UBSan, in
 #                             $QRR_BUILD/sanitize/qemu (make sanitize)
+#   build-qemu.sh tsan        qrr's tree with ThreadSanitizer, in
+#                             $QRR_BUILD/tsan/qemu
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -11,12 +13,16 @@ src=$QRR_BUILD/$flavour/src
 bld=$QRR_BUILD/$flavour/qemu
 werror=--enable-werror
 extra=()
-if [ "$flavour" = sanitize ]; then
+case "$flavour" in
+sanitize|tsan)
     src=$QRR_BUILD/qrr/src
     # the sanitizers' instrumentation makes gcc warn where it does not
     werror=--disable-werror
     extra=(--enable-asan --enable-ubsan)
-fi
+    # ThreadSanitizer cannot share a build with ASan
+    [ "$flavour" = tsan ] && extra=(--enable-tsan)
+    ;;
+esac
 
 opts=(
     --python=/usr/bin/python3
