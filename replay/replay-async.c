@@ -292,8 +292,9 @@ static void deliver_net(const ReplayAsync *a)
         rns = g_ptr_array_index(netfilters, a->arg[0]);
     }
     if (!rns) {
-        replay_fatal("record/replay: the log has a packet for network filter "
-                     "%" PRId64 ", which does not exist in this run",
+        replay_fatal("record/replay: the log's net event at icount %" PRIu64
+                     " has a packet for network filter %" PRId64 ", which "
+                     "does not exist in this run", replay_icount(),
                      a->arg[0]);
     }
     qemu_netfilter_pass_to_next(rns->nfs->netdev, a->arg[1], &iov, 1,

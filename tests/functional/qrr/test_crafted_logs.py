@@ -168,6 +168,45 @@ def test_input_for_no_console(tmp_path, plain_log):
             'console', icount)
 
 
+# ---- network ----
+
+def net_args():
+    """A NIC whose netdev goes through filter-replay (filter index 0)."""
+    return plain_args() + [
+        '-netdev', 'user,id=net0', '-device', 'virtio-net-device,netdev=net0',
+        '-object', 'filter-replay,id=replay0,netdev=net0']
+
+
+@pytest.fixture(scope='module')
+def net_log(tmp_path_factory):
+    return record(net_args(), tmp_path_factory.mktemp('crafted') / 'n.rr')
+
+
+def insert_packet(index):
+    """Insert a 60-byte packet for filter @index before an interrupt in
+    the middle of the log."""
+    def fn(c):
+        at = mid(c.find('interrupt'))
+        c.insert_before(at, craftlog.Ev('net', None, [index, 0],
+                                        bytes(60)))
+        return at.icount
+    return fn
+
+
+def test_valid_packet_replays(tmp_path, net_log):
+    """The control: a packet for the machine's one filter replays."""
+    log, _ = crafted(net_log, tmp_path, insert_packet(0))
+    r = replay(net_args(), log)
+    assert r.rc == 0, r.describe()
+
+
+@pytest.mark.parametrize('index', [1, -1, 1 << 40])
+def test_packet_for_no_filter(tmp_path, net_log, index):
+    log, icount = crafted(net_log, tmp_path, insert_packet(index))
+    refused(net_args(), log, rf'a packet for network filter {index}, which '
+            'does not exist in this run', icount)
+
+
 # ---- value events ----
 
 def test_random_length(tmp_path, plain_log):
