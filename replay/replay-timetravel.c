@@ -152,11 +152,6 @@ int tt_find(const ReplayPos *p, bool strict)
     return -1;
 }
 
-unsigned tt_count(void)
-{
-    return tt.snaps->len;
-}
-
 ReplayPos tt_pos(unsigned i)
 {
     return snap_at(i)->pos;

@@ -86,7 +86,6 @@ void tt_pages_forget(void);
 
 /* The latest snapshot at (or strictly before) @p; -1 if none. */
 int tt_find(const ReplayPos *p, bool strict);
-unsigned tt_count(void);
 ReplayPos tt_pos(unsigned i);
 /* Time travel is on and has a snapshot; else why not in @errp. */
 bool tt_usable(Error **errp);
