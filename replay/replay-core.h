@@ -113,6 +113,8 @@ typedef struct ReplayState {
      * clock reads are not taken from the log (see replay_in_ordered_step)
      */
     bool tt_busy;
+    /* time travel loads a snapshot's device state */
+    bool tt_loading;
     /*
      * A snapshot is about to be restored: the work queued for the
      * position being left is run now and what it starts is not replayed

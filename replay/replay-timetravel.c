@@ -68,8 +68,9 @@
  * state (post_load sees the snapshot's clocks); then the participants
  * take theirs: the guest's timers are put back as they were
  * (replay-timers.c: post_load may arm timers that were not pending, the
- * reset stops those that vmstate does not hold).  Last, translated code
- * is flushed.
+ * reset stops those that vmstate does not hold).  Translated code is
+ * kept but for the pages that the restore wrote, whose code is dropped as
+ * each is written (replay-tt-pages.c); the vCPUs' TLBs are flushed.
  *
  * Guest RAM is kept by replay-tt-pages.c, where the snapshots go is
  * decided by replay-tt-policy.c, and the moves are replay-tt-moves.c's.
@@ -240,7 +241,9 @@ static bool tt_load_devices(TTSnapshot *s, Error **errp)
     if (qemu_get_be32(f) == QEMU_VM_FILE_MAGIC &&
         qemu_get_be32(f) == QEMU_VM_FILE_VERSION) {
         replay_state.tt_busy = true;
+        replay_state.tt_loading = true;
         ret = qemu_load_device_state(f);
+        replay_state.tt_loading = false;
         replay_state.tt_busy = false;
     }
     qemu_fclose(f);
@@ -356,6 +359,7 @@ static void tt_take(void)
     int64_t t0 = get_clock();
     ReplayPos now = replay_position();
     int p = tt_find(&now, true);
+    uint64_t npages, bytes;
     Error *err = NULL;
 
     if (p + 1 < (int)tt.snaps->len &&
@@ -388,11 +392,13 @@ static void tt_take(void)
     tt.used += s->bytes;
     g_ptr_array_insert(tt.snaps, p + 1, s);
     tt.base = s->pos;
-    trace_replay_tt_snapshot(s->pos.icount, s->pos.consumed, s->npages,
-                             s->bytes, tt.used);
-
+    npages = s->npages;
+    bytes = s->bytes;
+    /* s may be merged away here */
     tt_adapt(tt_fit_budget(), t0);
     tt_plan_next();
+    trace_replay_tt_snapshot(now.icount, now.consumed, npages, bytes,
+                             tt.used, (get_clock() - t0) / 1000, tt.interval);
 }
 
 /* A snapshot is worth taking here (tt_worth_filling()). */
@@ -469,12 +475,15 @@ static void tt_abandon_position(void)
 }
 
 /*
- * The vCPUs forget the slice, the pending exception and the translated
- * code of the machine that was there before a restore or a loadvm.  Their
- * TLBs keep their size, as in tt_abandon_position(): a restore that wrote
- * much RAM may have outlasted the resize window opened there.
+ * The vCPUs forget the slice and the pending exception of the machine
+ * that was there before a restore or a loadvm, and their TLB's entries.
+ * Their TLBs keep their size, as in tt_abandon_position(): a restore that
+ * wrote much RAM may have outlasted the resize window opened there.  The
+ * translated code goes too after a loadvm (@code), which wrote RAM
+ * anywhere; a restore dropped that of the pages it wrote
+ * (replay-tt-pages.c), and the rest is the same guest code.
  */
-static void tt_vcpus_forget(void)
+static void tt_vcpus_forget(bool code)
 {
     CPUState *cpu;
 
@@ -486,7 +495,7 @@ static void tt_vcpus_forget(void)
         cpu->cflags_next_tb = -1;
         tlb_flush_no_shrink(cpu);
     }
-    if (first_cpu) {
+    if (code && first_cpu) {
         tb_flush(first_cpu);
     }
 }
@@ -521,7 +530,7 @@ void tt_restore(unsigned k)
         cpu->watchpoint_hit = NULL;
         cpu_single_step(cpu, 0);
     }
-    tt_vcpus_forget();
+    tt_vcpus_forget(false);
     qemu_clock_notify(QEMU_CLOCK_VIRTUAL);
     tt.restores++;
     tt_plan_next();
@@ -543,7 +552,7 @@ void replay_tt_machine_loaded(void)
     if (k >= 0) {
         tt.base = snap_at(k)->pos;
     }
-    tt_vcpus_forget();
+    tt_vcpus_forget(true);
     tt_plan_next();
 }
 
@@ -564,6 +573,11 @@ bool tt_usable(Error **errp)
         return false;
     }
     return true;
+}
+
+bool replay_restoring_snapshot(void)
+{
+    return replay_state.tt_loading;
 }
 
 bool replay_tt_enabled(void)

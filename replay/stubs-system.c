@@ -73,6 +73,11 @@ bool replay_running_debug(void)
     return false;
 }
 
+bool replay_restoring_snapshot(void)
+{
+    return false;
+}
+
 bool replay_shutdown_request(ShutdownCause cause)
 {
     return true;

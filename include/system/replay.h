@@ -332,5 +332,19 @@ bool replay_can_snapshot(void);
  */
 bool replay_load_snapshot_begin(Error **errp);
 void replay_load_snapshot_end(bool loaded);
+/*
+ * True while time travel loads a snapshot's device state.  The restore
+ * wrote guest RAM first and dropped the translated code of each page it
+ * wrote, so a loader need not flush the whole translation cache:
+ *
+ *     if (!replay_restoring_snapshot()) {
+ *         tb_flush(cpu);           // right: loadvm wrote RAM anywhere
+ *     }
+ *
+ *     if (replay_restoring_snapshot()) {
+ *         return 0;                // wrong: the rest of the load is needed
+ *     }
+ */
+bool replay_restoring_snapshot(void);
 
 #endif

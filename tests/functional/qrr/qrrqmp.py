@@ -68,7 +68,10 @@ class QMP:
                 self.events.append(r)
 
     def seek(self, icount):
-        """replay-seek and wait until the machine stopped there."""
+        """replay-seek and wait until the machine stopped there.  The
+        events sent before (a STOP for gdb) are read first and dropped:
+        a command's answer comes after them."""
+        self.ok('query-status')
         self.events.clear()
         self.ok('replay-seek', icount=icount)
         self.wait_event('STOP')

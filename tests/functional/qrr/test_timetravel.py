@@ -426,6 +426,37 @@ def test_snapshots_restore_exact_state(tmp_path, recordings,
 
 
 @pytest.mark.parametrize('machine', BAREMETAL)
+def test_seek_back_into_rewritten_code(tmp_path, recordings, machine):
+    """Back into the phase where the guest rewrites a function at every
+    timer tick (guest.c, test_code_rewrite()), from the end of the
+    recording where TCG has translated the last version: the replay runs
+    the version that memory holds there, so it prints the recorded
+    result and reaches the recorded end.  A restore keeps translated code
+    but for the pages it writes (replay-tt-pages.c): one that kept the
+    code page's would run the last version and diverge."""
+    log, recorded = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
+    try:
+        end = log_end(r)
+        res = r.gdb(arch, baremetal_elf(machine),
+                    ['!break code_rewrite_tick', '!ignore 1 150', 'continue',
+                     '!delete'])
+        mid = res[0]['icount']
+        assert res[0]['func'] == 'code_rewrite_tick', res
+        assert r.qmp.seek(end - 1000) == end - 1000
+        assert r.qmp.seek(mid + 1000) == mid + 1000
+        before = r.serial.stat().st_size
+        r.qmp.ok('cont')
+        assert r.wait() == 0, r.stderr()
+        tail = r.serial.read_bytes()[before:]
+        assert b'code: ' in tail and recorded.endswith(tail), \
+            (tail, recorded)
+    finally:
+        r.quit()
+
+
+@pytest.mark.parametrize('machine', BAREMETAL)
 def test_seek_leaves_even_history(tmp_path, bench_recordings, machine):
     """A seek far ahead places its snapshots as evenly and as densely as
     the budget allows, so that a later seek anywhere back replays at most

@@ -133,6 +133,43 @@ static void test_timer_busy(void)
                  BUSY_ROUNDS, timer_ticks - t0, x, seen);
 }
 
+/*
+ * Rewrite code while running it: at each timer tick the function in
+ * arch_code_page() is rewritten to return a new constant, and it is
+ * called until the next tick.  A replay that goes back into this phase
+ * must run the version of the function that memory holds there, not the
+ * one TCG translated at the position it came from.  The page is outside
+ * the image that QEMU loaded (-kernel), which a system reset writes again
+ * (and so drops its translated code).  code_rewrite_tick() is for a
+ * debugger to find the phase.
+ */
+
+void __attribute__((noinline)) code_rewrite_tick(uint32_t t)
+{
+    asm volatile("" : : "r"(t) : "memory");
+}
+
+static void test_code_rewrite(void)
+{
+    uint8_t *code_page = arch_code_page();
+    uint32_t (*fn)(void) = (uint32_t (*)(void))(uintptr_t)code_page;
+    uint32_t t0 = timer_ticks, last = t0 - 1, acc = 0, calls = 0, now;
+
+    arch_irq_enable();
+    while ((now = timer_ticks) - t0 < CODE_TICKS) {
+        if (now != last) {
+            last = now;
+            arch_code_return(code_page, now * 2654435761u);
+            code_rewrite_tick(now - t0);
+        }
+        acc = acc * 31 + fn();
+        calls++;
+    }
+    arch_irq_disable();
+    guest_printf("code: %u rewrites, %u calls, result 0x%08x\n",
+                 CODE_TICKS, calls, acc);
+}
+
 static void test_rtc(void)
 {
     struct rtc_time t;
@@ -181,6 +218,7 @@ void guest_main(void)
     arch_timer_start(TIMER_HZ);
     test_timer_idle();
     test_timer_busy();
+    test_code_rewrite();
 
     arch_rng();
     test_rtc();

@@ -18,6 +18,7 @@
 #define TIMER_WAIT_TICKS    100     /* the hlt/wfi test: 100 ms */
 #define PROMPT_TICKS        10000   /* wait up to 10 s for a typed byte */
 #define BUSY_ROUNDS         4000000
+#define CODE_TICKS          300     /* the code-rewriting test: 300 ms */
 
 #define NORETURN __attribute__((noreturn))
 #define PRINTF_FMT(a, b) __attribute__((format(printf, a, b)))
@@ -40,6 +41,10 @@ void arch_idle(void);               /* sleep until an interrupt, take it */
 void arch_irq_enable(void);
 void arch_irq_disable(void);
 uint64_t arch_counter(void);        /* TSC, CNTVCT */
+/* a page of RAM outside the loaded image, and no one else's */
+void *arch_code_page(void);
+/* write at @buf a function that returns @v (uint32_t (*)(void)) */
+void arch_code_return(void *buf, uint32_t v);
 void arch_rng(void);                /* print hardware random numbers */
 bool arch_rtc(struct rtc_time *t);
 NORETURN void arch_poweroff(void);
