@@ -6,7 +6,9 @@
 # Writes OUTDIR/guest.elf (default $QRR_BUILD/guest/baremetal/<arch>),
 # the test guest (common/guest.c), and OUTDIR/bench.elf, the benchmark
 # guest (common/bench.c, for tooling/bench.py), both linked with the same
-# console output (common/console.c), arch.c and start.S.
+# console output (common/console.c), arch.c and start.S.  x86 also gets
+# OUTDIR/input.elf (x86/input.c: the i8042's keyboard and mouse, for
+# tests/functional/qrr/test_input.py).
 # x86 is built with the host gcc (-m32, freestanding: only gcc's own
 # headers, no libc, no multilib), aarch64 with aarch64-linux-gnu-gcc
 # (Debian's gcc-aarch64-linux-gnu; CROSS_COMPILE overrides the prefix).
@@ -43,12 +45,24 @@ command -v "$cc" >/dev/null && command -v "$ld" >/dev/null ||
     qrr_die "$cc/$ld not found (run tooling/setup-host.sh)"
 
 arch_srcs=("$src/common/console.c" "$src/$arch/arch.c" "$src/$arch/start.S")
-guests=(guest bench)        # OUTDIR/NAME.elf: common/NAME.c + arch_srcs
-stamp=$( (cat "$0" "$src/common/guest.h" "$src/common/guest.c" \
-              "$src/common/bench.c" "${arch_srcs[@]}" "$src/$arch/link.ld"
+# OUTDIR/NAME.elf: NAME.c + arch_srcs
+guest_srcs=("$src/common/guest.c" "$src/common/bench.c")
+if [ "$arch" = x86 ]; then
+    guest_srcs+=("$src/x86/input.c")
+fi
+stamp=$( (cat "$0" "$src/common/guest.h" "${guest_srcs[@]}" \
+              "${arch_srcs[@]}" "$src/$arch/link.ld"
           "$cc" --version; "$ld" --version) | sha256sum)
-if [ -f "$out/guest.elf" ] && [ -f "$out/bench.elf" ] &&
-   [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ]; then
+elfs=()
+for g in "${guest_srcs[@]}"; do
+    elfs+=("$out/$(basename "${g%.c}").elf")
+done
+built=true
+for e in "${elfs[@]}"; do
+    [ -f "$e" ] || built=false
+done
+if $built && [ -f "$out/.stamp" ] &&
+   [ "$(cat "$out/.stamp")" = "$stamp" ]; then
     exit 0
 fi
 
@@ -69,13 +83,13 @@ for f in "${arch_srcs[@]}"; do
     o=$(compile "$f")
     arch_objs+=("$o")
 done
-for g in "${guests[@]}"; do
-    o=$(compile "$src/common/$g.c")
+for g in "${guest_srcs[@]}"; do
+    o=$(compile "$g")
     "$ld" "${ldflags[@]}" -n --no-warn-rwx-segments -T "$src/$arch/link.ld" \
-        "$o" "${arch_objs[@]}" -o "$tmp/$g.elf"
+        "$o" "${arch_objs[@]}" -o "$tmp/$(basename "${g%.c}").elf"
 done
-for g in "${guests[@]}"; do
-    mv "$tmp/$g.elf" "$out/$g.elf"
+for e in "${elfs[@]}"; do
+    mv "$tmp/$(basename "$e")" "$e"
 done
 echo "$stamp" > "$out/.stamp"
-qrr_log "bare-metal $arch guests ready: $out/guest.elf, $out/bench.elf"
+qrr_log "bare-metal $arch guests ready: ${elfs[*]}"

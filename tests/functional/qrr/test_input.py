@@ -1,0 +1,281 @@
+# Keyboard and mouse input on the i8042 (PS/2) of pc and q35: record the
+# bare-metal input guest (tests/guest/baremetal/x86/input.c, input.elf)
+# while keys and pointer moves and buttons are injected at several moments
+# through QMP input-send-event and HMP sendkey; the guest polls the
+# controller and prints every keyboard byte and mouse packet it reads,
+# with the timer tick and the poll it read it at.  Then replay the log
+# twice: once as it is, once paused (replay-break) a few instructions
+# before each recorded input and, at each of these moments, let run on
+# and given other input at once (Escape, which would end the guest, other
+# keys, moves and buttons).  Each replay must print exactly what the
+# recording printed, hand the devices exactly the recorded events (ui's
+# input_event_* trace points) and exit 0: only a replay that delivers the
+# logged input at its recorded instruction and ignores live input can.
+# AArch64 is not covered: virt has no PS/2, and qrr's AArch64 device set
+# has no virtio-input (configs/devices/aarch64-softmmu/qrr.mak).
+#
+# Copyright (c) 2026 The qrr authors
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import json
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+
+import qrrtest as q
+from qrrqmp import QMP
+
+MACHINES = ['pc', 'q35']
+WAIT = 30           # seconds for the guest to show an injection's effect
+PAUSE = 0.15        # seconds between one injection's effect and the next
+# stop the replay this many instructions before each recorded input
+BEFORE = 500
+
+LINE = re.compile(rb'^(key|mouse): (.*) at tick \d+ poll \d+$', re.M)
+# every event that reaches a device, from ui/input.c's trace points
+TRACE = ['-trace', 'input_event_*']
+DELIVERED = re.compile(r'(input_event_\w+.*?)\s*$', re.M)
+
+
+def input_guest():
+    return q.baremetal_guest('x86_64').with_name('input.elf')
+
+
+def input_args(machine):
+    """QEMU arguments (without the binary) running the input guest."""
+    guest = str(q.baremetal_guest('x86_64'))
+    return [str(input_guest()) if a == guest else a
+            for a in q.baremetal_args(machine)]
+
+
+def setup_module():
+    assert input_guest().exists(), \
+        f'{input_guest()} missing: run tests/guest/build-baremetal.sh x86'
+
+
+def key(k, down):
+    """A key event; @k a qcode name or a key number."""
+    v = {'type': 'number', 'data': k} if isinstance(k, int) else \
+        {'type': 'qcode', 'data': k}
+    return {'type': 'key', 'data': {'down': down, 'key': v}}
+
+
+def rel(axis, value):
+    return {'type': 'rel', 'data': {'axis': axis, 'value': value}}
+
+
+def btn(button, down):
+    return {'type': 'btn', 'data': {'down': down, 'button': button}}
+
+
+def send(qmp, what):
+    """Inject @what: a list of input events (one input-send-event), or a
+    string (an HMP sendkey)."""
+    if isinstance(what, str):
+        qmp.ok('human-monitor-command', **{'command-line': 'sendkey ' + what})
+    else:
+        qmp.ok('input-send-event', events=what)
+
+
+# What the recording is given, step by step, and what the guest prints
+# for each step (scan code set 1 bytes; mouse packets as buttons LMR, dx,
+# dy with y up: a move of y -5 is dy 5).
+RECORDED = [
+    ([key('a', True), key('a', False)], ['key: 0x1e', 'key: 0x9e']),
+    ([rel('x', 10), rel('y', -5)], ['mouse: buttons --- dx 10 dy 5']),
+    ([btn('left', True), rel('x', 200)],          # two packets: 127 + 73
+     ['mouse: buttons L-- dx 127 dy 0', 'mouse: buttons L-- dx 73 dy 0']),
+    ([btn('left', False)], ['mouse: buttons --- dx 0 dy 0']),
+    ('shift-b', ['key: 0x2a', 'key: 0x30', 'key: 0xb0', 'key: 0xaa']),
+    ([key(0x10, True), key(0x10, False)], ['key: 0x10', 'key: 0x90']),
+    ([btn('right', True), rel('y', 7)], ['mouse: buttons --R dx 0 dy -7']),
+    ([btn('right', False)], ['mouse: buttons --- dx 0 dy 0']),
+    ('esc', ['key: 0x01', 'key: 0x81']),
+]
+
+# What the replay is given instead, one item at each stop (cycled).
+LIVE = [
+    [key('esc', True), key('esc', False)],
+    [rel('x', -33), rel('y', 17)],
+    'ctrl-z',
+    [btn('middle', True), rel('y', 99), btn('middle', False)],
+    [key(0x2c, True), key(0x2c, False)],
+    'esc',
+    [btn('left', True), btn('left', False)],
+    'x',
+]
+
+
+class Guest:
+    """QEMU running the input guest with its serial port on stdout and a
+    QMP socket."""
+
+    def __init__(self, tmp_path, machine, mode, log, extra=()):
+        self.sock = tmp_path / f'qmp-{mode}.sock'
+        if self.sock.exists():
+            self.sock.unlink()
+        self.cmd = [str(q.qemu_binary('x86_64'))] + input_args(machine) + \
+            q.icount_opt(mode, log) + \
+            ['-qmp', f'unix:{self.sock},server=on,wait=off'] + list(extra)
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.out = bytearray()
+        self.err = bytearray()
+        self.threads = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout,
+                                                      self.out), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr,
+                                                      self.err), daemon=True)]
+        for t in self.threads:
+            t.start()
+        self.qmp = QMP(self.sock)
+
+    @staticmethod
+    def _pump(f, buf):
+        while True:
+            b = f.read1(65536)
+            if not b:
+                return
+            buf.extend(b)
+
+    def describe(self):
+        return q.Result(self.proc.poll(), bytes(self.out), bytes(self.err),
+                        0).describe()
+
+    def wait_for(self, what, deadline):
+        """Wait until the guest printed @what (bytes, or a function of the
+        output) or QEMU exited."""
+        done = what if callable(what) else (lambda out: what in out)
+        while not done(bytes(self.out)):
+            assert self.proc.poll() is None, \
+                'QEMU exited early: ' + self.describe()
+            assert time.monotonic() < deadline, \
+                f'the guest did not print {what!r}: ' + self.describe()
+            time.sleep(0.01)
+
+    def finish(self, timeout=60):
+        """Wait for QEMU to exit; a q.Result."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = None
+        for t in self.threads:
+            t.join(10)
+        self.qmp.close()
+        q.check_sanitizers(self.cmd, bytes(self.err))
+        return q.Result(rc, bytes(self.out), bytes(self.err), 0)
+
+
+def events_seen(out):
+    """The guest's input lines, without their ticks and polls."""
+    return [f'{m.group(1).decode()}: {m.group(2).decode()}'
+            for m in LINE.finditer(out)]
+
+
+def record(tmp_path, machine, log):
+    g = Guest(tmp_path, machine, 'record', log, TRACE)
+    try:
+        g.wait_for(b'QRR-INPUT ready\n', time.monotonic() + WAIT)
+        want = []
+        for what, prints in RECORDED:
+            send(g.qmp, what)
+            want += prints
+            g.wait_for(lambda out, n=len(want): len(events_seen(out)) >= n,
+                       time.monotonic() + WAIT)
+            time.sleep(PAUSE)
+    finally:
+        rec = g.finish()
+    assert rec.rc == 0, 'record failed: ' + rec.describe()
+    return rec, want
+
+
+def delivered(r):
+    """The input events that reached a device, in order (from stderr)."""
+    return DELIVERED.findall(r.err.decode(errors='replace'))
+
+
+def input_icounts(log):
+    """The instruction counts at which the log delivers input events
+    (replay-dump.py --json), each once."""
+    r = subprocess.run([str(q.TOP / 'scripts' / 'replay-dump.py'), '--json',
+                        str(log)], capture_output=True, text=True, check=True)
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    return sorted({e['icount'] for e in events if e['kind'] == 'input'})
+
+
+def replay_with_live_input(tmp_path, machine, log, stops):
+    """Replay, paused at the start and at each of @stops; at each, let the
+    replay run on, inject the next item of LIVE, and only then set the
+    next stop, so that the machine runs while the input is injected (a
+    stop that the replay has passed meanwhile is skipped).  Returns the
+    Result, how many items were injected and how many of them found the
+    replay running (query-status right after the injection)."""
+    g = Guest(tmp_path, machine, 'replay', log, TRACE + ['-S'])
+    sent = running = 0
+    pending = list(stops)
+    try:
+        g.qmp.ok('replay-break', icount=pending.pop(0))
+        g.qmp.ok('cont')
+        stopped = True
+        while stopped:
+            g.qmp.wait_event('STOP')
+            g.qmp.events.clear()
+            g.qmp.ok('cont')
+            try:
+                send(g.qmp, LIVE[sent % len(LIVE)])
+                sent += 1
+                running += g.qmp.ok('query-status')['running']
+            except (OSError, EOFError):
+                break       # the replay may reach its end meanwhile
+            stopped = False
+            while pending and not stopped:
+                try:
+                    r = g.qmp.cmd('replay-break', icount=pending.pop(0))
+                except (OSError, EOFError):
+                    break       # the end: rc and output say whether right
+                stopped = 'return' in r
+    finally:
+        rep = g.finish()
+    return rep, sent, running
+
+
+@pytest.mark.parametrize('machine', MACHINES)
+def test_ps2_input_replays(tmp_path, machine):
+    log = tmp_path / 'input.rr'
+    rec, want = record(tmp_path, machine, log)
+    out = rec.guest_output()
+    assert events_seen(out) == want, rec.describe()
+    assert len(delivered(rec)) >= 2 * len(RECORDED), rec.describe()
+    assert b'i8042: firmware config' in out and \
+        b'keyboard ack 0xfa, mouse acks 0xfa 0xfa' in out, rec.describe()
+    assert b', escape after ' in out, rec.describe()
+    polls = [int(t) for t in re.findall(rb' at tick \d+ poll (\d+)\n', out)]
+    assert polls == sorted(polls) and polls[-1] > polls[0], rec.describe()
+
+    stops = [i - BEFORE for i in input_icounts(log)]
+    assert len(stops) >= len(RECORDED), stops
+
+    # a plain replay, no monitor input
+    plain = q.run('x86_64', input_args(machine) + TRACE +
+                  q.icount_opt('replay', log), timeout=60)
+    assert plain.rc == 0, 'replay failed: ' + plain.describe()
+    q.assert_same_output(rec, plain)
+    assert delivered(plain) == delivered(rec), plain.describe()
+
+    rep, sent, running = replay_with_live_input(tmp_path, machine, log,
+                                                stops)
+    assert rep.rc == 0, 'replay failed: ' + rep.describe()
+    q.assert_same_output(rec, rep)
+    # live input reached the running replay at several moments (nothing
+    # can stop it between the cont and the query-status but its end)
+    assert sent >= 4 and running >= sent - 1, (sent, running, len(stops))
+    # no live event reached the keyboard or the mouse: the replay delivered
+    # exactly the recorded ones
+    assert delivered(rep) == delivered(rec), rep.describe()
+    assert b'error' not in rep.err.lower(), rep.describe()
