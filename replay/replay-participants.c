@@ -60,7 +60,7 @@ void replay_register_participant(const ReplayParticipant *p, void *opaque)
     g_array_append_val(participants, part);
 }
 
-bool replay_participants_busy(void)
+const char *replay_participant_busy(void)
 {
     guint i;
 
@@ -68,10 +68,15 @@ bool replay_participants_busy(void)
         Participant *p = part_at(i);
 
         if (p->ops->busy && p->ops->busy(p->opaque)) {
-            return true;
+            return p->ops->name;
         }
     }
-    return false;
+    return NULL;
+}
+
+bool replay_participants_busy(void)
+{
+    return replay_participant_busy() != NULL;
 }
 
 void replay_participants_settle(void)

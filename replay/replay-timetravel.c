@@ -126,7 +126,13 @@ static struct {
      * one restored or taken last, or the one before it if that was merged
      */
     ReplayPos base;
-    int64_t last_take_ns;       /* host time when the last one was taken */
+    /* what a snapshot costs (host ns, smoothed); 0: none taken yet */
+    double cost_ns;
+    /* how fast the replay runs: thread CPU ns per instruction, smoothed */
+    double ns_per_insn;
+    /* where and when the replay's speed is measured from; icount ~0: not */
+    uint64_t speed_icount;
+    int64_t speed_cpu_ns;
     GPtrArray *snaps;           /* TTSnapshot *, by position */
     GArray *at;                 /* their icounts, for the policy */
     size_t used;
@@ -186,6 +192,7 @@ void replay_tt_configure(QemuOpts *opts)
     tt.budget_set = b != NULL;
     tt.budget = qemu_opt_get_size(opts, "rrbudget", 0);
     tt.interval = TT_INTERVAL_INITIAL;
+    tt.speed_icount = UINT64_MAX;
     tt.snaps = g_ptr_array_new();
     tt.at = g_array_new(false, false, sizeof(uint64_t));
 }
@@ -335,14 +342,62 @@ static bool tt_take_first(Error **errp)
     return tt_pages_start(errp);
 }
 
-static void tt_adapt(bool thinned, int64_t t0)
+/*
+ * CPU time of this thread (the vCPU thread's, which runs the replay and
+ * takes the snapshots): unlike host time it does not count the time the
+ * replay sat stopped at a gdb prompt between two snapshots.
+ */
+static int64_t tt_thread_cpu_ns(void)
+{
+#ifdef CLOCK_THREAD_CPUTIME_ID
+    struct timespec ts;
+
+    if (!clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)) {
+        return ts.tv_sec * NANOSECONDS_PER_SECOND + ts.tv_nsec;
+    }
+#endif
+    return get_clock();
+}
+
+/* Smooth @v into @avg (0: no value yet). */
+static double tt_smooth(double avg, double v)
+{
+    return avg ? (3 * avg + v) / 4 : v;
+}
+
+/*
+ * The replay ran from the last snapshot, or the last restore, to @t0
+ * (thread CPU time) without a restore: note its speed.
+ */
+static void tt_note_speed(int64_t t0)
+{
+    uint64_t now = replay_icount();
+
+    if (tt.speed_icount != UINT64_MAX && now > tt.speed_icount) {
+        tt.ns_per_insn = tt_smooth(tt.ns_per_insn,
+                                   (double)(t0 - tt.speed_cpu_ns) /
+                                   (now - tt.speed_icount));
+    }
+}
+
+/* Measure the speed from here on (after a snapshot or a restore). */
+static void tt_speed_from_here(void)
+{
+    tt.speed_icount = replay_icount();
+    tt.speed_cpu_ns = tt_thread_cpu_ns();
+}
+
+static void tt_adapt(bool first, bool thinned, int64_t t0)
 {
     TTLayout l = tt_layout();
 
-    tt.interval = tt_adapt_interval(&l, thinned, tt.used, get_clock() - t0,
-                                    tt.last_take_ns ? t0 - tt.last_take_ns
-                                                    : 0);
-    tt.last_take_ns = get_clock();
+    if (!first) {
+        /* the first holds all of RAM: not what the next ones will cost */
+        tt.cost_ns = tt_smooth(tt.cost_ns, get_clock() - t0);
+    }
+    tt.interval = tt_adapt_interval(&l, thinned, tt.used, tt.cost_ns,
+                                    tt.ns_per_insn);
+    tt_speed_from_here();
 }
 
 /*
@@ -357,9 +412,11 @@ static void tt_take(void)
     TTSnapshot *s;
     bool first = tt.snaps->len == 0, append;
     int64_t t0 = get_clock();
+    int64_t cpu0 = tt_thread_cpu_ns();
     ReplayPos now = replay_position();
     int p = tt_find(&now, true);
     uint64_t npages, bytes;
+    const char *busy;
     Error *err = NULL;
 
     if (p + 1 < (int)tt.snaps->len &&
@@ -368,8 +425,10 @@ static void tt_take(void)
     }
     append = p + 1 == (int)tt.snaps->len;
     bql_lock();
-    if (replay_participants_busy()) {
+    busy = replay_participant_busy();
+    if (busy) {
         bql_unlock();
+        trace_replay_tt_busy(now.icount, busy);
         return;
     }
     s = g_new0(TTSnapshot, 1);
@@ -394,11 +453,14 @@ static void tt_take(void)
     tt.base = s->pos;
     npages = s->npages;
     bytes = s->bytes;
+    tt_note_speed(cpu0);
     /* s may be merged away here */
-    tt_adapt(tt_fit_budget(), t0);
+    tt_adapt(first, tt_fit_budget(), t0);
     tt_plan_next();
     trace_replay_tt_snapshot(now.icount, now.consumed, npages, bytes,
-                             tt.used, (get_clock() - t0) / 1000, tt.interval);
+                             tt.used, (get_clock() - t0) / 1000,
+                             tt.cost_ns / 1000, tt.ns_per_insn * 1000,
+                             tt.interval);
 }
 
 /* A snapshot is worth taking here (tt_worth_filling()). */
@@ -533,6 +595,7 @@ void tt_restore(unsigned k)
     tt_vcpus_forget(false);
     qemu_clock_notify(QEMU_CLOCK_VIRTUAL);
     tt.restores++;
+    tt_speed_from_here();
     tt_plan_next();
     trace_replay_tt_restore(s->pos.icount, s->pos.consumed, written,
                             (get_clock() - t0) / 1000);
@@ -553,6 +616,8 @@ void replay_tt_machine_loaded(void)
         tt.base = snap_at(k)->pos;
     }
     tt_vcpus_forget(true);
+    /* the replay's speed is not measured across it */
+    tt.speed_icount = UINT64_MAX;
     tt_plan_next();
 }
 

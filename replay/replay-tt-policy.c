@@ -189,14 +189,20 @@ bool tt_worth_filling(const TTLayout *l, int p, uint64_t now, int64_t target)
 /*
  * The interval after a snapshot was taken: back towards
  * TT_INTERVAL_INITIAL when the budget is full (@thinned: merging was
- * needed), finer while it is mostly unused; coarser when taking snapshots
- * costs (@cost_ns) more than a tenth of the replay's time since the last
- * one (@since_ns; 0: this is the first).
+ * needed), finer while it is mostly unused; but never so fine that
+ * taking a snapshot (@cost_ns) costs more than a tenth of the time the
+ * replay takes to run an interval (@ns_per_insn; 0: not known yet).
+ * Judged by the speed of running an interval, not by the time since the
+ * last snapshot: the ramp towards a break takes a few snapshots closer
+ * than the interval on purpose, and would otherwise coarsen the interval
+ * for the rest of the replay.  Above the initial interval, it halves
+ * again once the half would cost at most 8%.
  */
 uint64_t tt_adapt_interval(const TTLayout *l, bool thinned, uint64_t used,
-                           int64_t cost_ns, int64_t since_ns)
+                           double cost_ns, double ns_per_insn)
 {
     uint64_t interval = l->interval;
+    double floor;
 
     if (thinned && interval < TT_INTERVAL_INITIAL) {
         interval *= 2;
@@ -204,13 +210,15 @@ uint64_t tt_adapt_interval(const TTLayout *l, bool thinned, uint64_t used,
                interval > TT_INTERVAL_MIN) {
         interval /= 2;
     }
-    if (since_ns) {
-        if (cost_ns * 10 > since_ns) {
-            interval = MIN(interval * 2, TT_INTERVAL_MAX);
-        } else if (cost_ns * 40 < since_ns &&
-                   interval > TT_INTERVAL_INITIAL) {
-            interval /= 2;
-        }
+    if (ns_per_insn <= 0) {
+        return interval;
+    }
+    floor = cost_ns * 10 / ns_per_insn;
+    while (interval < floor && interval < TT_INTERVAL_MAX) {
+        interval *= 2;
+    }
+    if (interval > TT_INTERVAL_INITIAL && interval / 2 >= floor * 1.25) {
+        interval /= 2;
     }
     return interval;
 }

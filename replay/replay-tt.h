@@ -46,7 +46,7 @@ uint64_t tt_grid_next(const TTLayout *l, int p, double gap);
 bool tt_worth_filling(const TTLayout *l, int p, uint64_t now,
                       int64_t target);
 uint64_t tt_adapt_interval(const TTLayout *l, bool thinned, uint64_t used,
-                           int64_t cost_ns, int64_t since_ns);
+                           double cost_ns, double ns_per_insn);
 
 #ifndef TT_POLICY_ONLY
 

@@ -155,16 +155,29 @@ static void test_adapt_interval(void)
     l.interval = TT_INTERVAL_MIN;
     g_assert_cmpuint(tt_adapt_interval(&l, false, 100, 0, 0), ==,
                      TT_INTERVAL_MIN);
-    /* snapshots cost more than a tenth of the time: doubles */
-    l.interval = 20 * M;
-    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 11, 100), ==,
+    /*
+     * 1 ns per instruction: 10 M instructions run in 10 ms.  A snapshot
+     * costing 3 ms needs an interval of 30 M: doubles until it is there
+     */
+    l.interval = 10 * M;
+    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 3e6, 1), ==,
                      40 * M);
+    /* however little of the budget is used */
+    g_assert_cmpuint(tt_adapt_interval(&l, false, 100, 3e6, 1), ==,
+                     40 * M);
+    l.interval = 2 * M;
+    g_assert_cmpuint(tt_adapt_interval(&l, false, 100, 3e6, 1), ==,
+                     32 * M);
     /* cheap again above the initial interval: halves */
-    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 1, 100), ==,
-                     10 * M);
-    /* neither: unchanged */
-    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 5, 100), ==,
+    l.interval = 40 * M;
+    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 1e6, 1), ==,
                      20 * M);
+    /* not if the half would cost more than 8%: unchanged */
+    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 1.7e6, 1), ==,
+                     40 * M);
+    /* the speed not known yet: the budget alone decides */
+    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 3e6, 0), ==,
+                     40 * M);
 }
 
 int main(int argc, char **argv)
