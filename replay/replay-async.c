@@ -28,6 +28,7 @@
 #include "ui/input.h"
 #include "ui/console.h"
 #include "replay-core.h"
+#include "qemu/atomic.h"
 #include "qemu/iov.h"
 #include "trace.h"
 
@@ -365,9 +366,109 @@ void replay_async_abandon(void)
     replay_block_data_clear();
 }
 
+/*
+ * The queue in a time-travel snapshot.  While the guest sends packets,
+ * virtio-net's transmit bottom half is queued most of the time, waiting
+ * for the position at which the log delivers it: a queue that had to be
+ * empty left stretches of 150 M instructions without a snapshot on a
+ * Linux guest downloading a file.  So a snapshot holds the queued items
+ * of kind REPLAY_EV_ASYNC_BH: their QEMUBH and id, which a restore puts
+ * back in the queue after the device state (what the devices' post_load
+ * schedules meanwhile is dropped, see replay_bh_schedule_event()).  A
+ * QEMUBH deleted since (replay_bh_gone()) makes the copies that hold it
+ * unusable: those snapshots are not restored.  One-shot callbacks and
+ * block completions carry an opaque pointer whose life nobody tracks: the
+ * queue is busy while it holds one.
+ */
+typedef struct AsyncCopy {
+    GArray *items;              /* ReplayAsync, without data */
+    bool gone;                  /* the QEMUBH of an item was deleted */
+} AsyncCopy;
+
+static GSList *async_copies;    /* AsyncCopy *: every copy alive */
+
 static bool async_busy(void *opaque)
 {
-    return replay_async_pending();
+    bool busy = false;
+    GList *l;
+
+    qemu_mutex_lock(&replay_state.async_lock);
+    for (l = replay_state.async.head; l && !busy; l = l->next) {
+        busy = ((ReplayAsync *)l->data)->kind != REPLAY_EV_ASYNC_BH;
+    }
+    qemu_mutex_unlock(&replay_state.async_lock);
+    return busy;
+}
+
+static void *async_save(void *opaque, size_t *bytes)
+{
+    AsyncCopy *c = g_new0(AsyncCopy, 1);
+    GList *l;
+
+    c->items = g_array_new(false, false, sizeof(ReplayAsync));
+    qemu_mutex_lock(&replay_state.async_lock);
+    for (l = replay_state.async.head; l; l = l->next) {
+        g_array_append_vals(c->items, l->data, 1);
+    }
+    qatomic_set(&async_copies, g_slist_prepend(async_copies, c));
+    qemu_mutex_unlock(&replay_state.async_lock);
+    *bytes += sizeof(*c) + c->items->len * sizeof(ReplayAsync);
+    return c;
+}
+
+static bool async_usable(void *opaque, const void *state)
+{
+    return !((const AsyncCopy *)state)->gone;
+}
+
+static void async_load(void *opaque, const void *state)
+{
+    const AsyncCopy *c = state;
+    guint i;
+
+    g_assert(!c->gone);
+    replay_async_clear();
+    qemu_mutex_lock(&replay_state.async_lock);
+    for (i = 0; i < c->items->len; i++) {
+        g_queue_push_tail(&replay_state.async,
+                          g_memdup2(&g_array_index(c->items, ReplayAsync, i),
+                                    sizeof(ReplayAsync)));
+    }
+    qemu_mutex_unlock(&replay_state.async_lock);
+}
+
+static void async_copy_free(void *state)
+{
+    AsyncCopy *c = state;
+
+    qemu_mutex_lock(&replay_state.async_lock);
+    qatomic_set(&async_copies, g_slist_remove(async_copies, c));
+    qemu_mutex_unlock(&replay_state.async_lock);
+    g_array_free(c->items, true);
+    g_free(c);
+}
+
+/* Any thread that deletes a bottom half, with or without the BQL. */
+void replay_bh_gone(QEMUBH *bh)
+{
+    GSList *l;
+    guint i;
+
+    /* none before time travel's first snapshot (nor before async_lock) */
+    if (replay_mode != REPLAY_MODE_PLAY || !qatomic_read(&async_copies)) {
+        return;
+    }
+    qemu_mutex_lock(&replay_state.async_lock);
+    for (l = async_copies; l; l = l->next) {
+        AsyncCopy *c = l->data;
+
+        for (i = 0; i < c->items->len; i++) {
+            if (g_array_index(c->items, ReplayAsync, i).bh == bh) {
+                c->gone = true;
+            }
+        }
+    }
+    qemu_mutex_unlock(&replay_state.async_lock);
 }
 
 static void async_settle(void *opaque)
@@ -375,11 +476,14 @@ static void async_settle(void *opaque)
     replay_async_abandon();
 }
 
-/* A snapshot holds no queued event: the queue is a participant. */
 static const ReplayParticipant async_participant = {
     .name = "async",
     .busy = async_busy,
+    .usable = async_usable,
     .settle = async_settle,
+    .save = async_save,
+    .load = async_load,
+    .free = async_copy_free,
 };
 
 void replay_async_init(void)
@@ -553,6 +657,14 @@ static void async_queue_callback(ReplayEventKind kind, uint64_t id,
 
 void replay_bh_schedule_event(QEMUBH *bh)
 {
+    if (replay_state.tt_loading) {
+        /*
+         * A device's post_load, while time travel restores a snapshot:
+         * the snapshot's queue, put back after the devices, holds what
+         * was queued at its position (async_load())
+         */
+        return;
+    }
     if (!replay_events_enabled()) {
         qemu_bh_schedule(bh);
         return;

@@ -253,6 +253,8 @@ ReplayEngineState *replay_engine_parse(const uint8_t *buf, size_t len,
 /* replay-participants.c (see ReplayParticipant in system/replay.h) */
 typedef struct ReplayParticipantsState ReplayParticipantsState;
 bool replay_participants_busy(void);
+/* Whether every participant can still load its copy in @s. */
+bool replay_participants_usable(const ReplayParticipantsState *s);
 /* The name of the first participant that is busy; NULL if none is. */
 const char *replay_participant_busy(void);
 void replay_participants_settle(void);

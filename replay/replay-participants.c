@@ -74,6 +74,21 @@ const char *replay_participant_busy(void)
     return NULL;
 }
 
+bool replay_participants_usable(const ReplayParticipantsState *s)
+{
+    guint i;
+
+    for (i = 0; i < MIN(s->n, part_count()); i++) {
+        Participant *p = part_at(i);
+
+        if (s->states[i] && p->ops->usable &&
+            !p->ops->usable(p->opaque, s->states[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool replay_participants_busy(void)
 {
     return replay_participant_busy() != NULL;

@@ -243,8 +243,9 @@ void replay_vmstate_init(void)
 
 bool replay_can_snapshot(void)
 {
+    /* a savevm snapshot cannot hold the queue's pointers */
     return replay_mode == REPLAY_MODE_NONE ||
-           !replay_participants_busy();
+           (!replay_participants_busy() && !replay_async_pending());
 }
 
 bool replay_load_snapshot_begin(Error **errp)

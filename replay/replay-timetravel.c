@@ -159,6 +159,19 @@ int tt_find(const ReplayPos *p, bool strict)
     return -1;
 }
 
+/*
+ * The latest snapshot at or before @k that can be restored: a participant
+ * may refuse its copy in one (replay_participants_usable()).  The first
+ * can always be restored (tt_take()).
+ */
+int tt_restorable(int k)
+{
+    while (k > 0 && !replay_participants_usable(snap_at(k)->parts)) {
+        k--;
+    }
+    return k;
+}
+
 ReplayPos tt_pos(unsigned i)
 {
     return snap_at(i)->pos;
@@ -426,6 +439,10 @@ static void tt_take(void)
     append = p + 1 == (int)tt.snaps->len;
     bql_lock();
     busy = replay_participant_busy();
+    if (!busy && first && replay_async_pending()) {
+        /* the first is restored when every later one is unusable */
+        busy = "async";
+    }
     if (busy) {
         bql_unlock();
         trace_replay_tt_busy(now.icount, busy);

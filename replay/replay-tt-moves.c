@@ -101,6 +101,9 @@ static void tt_goto(ReplayPos target, int runstate)
     ReplayPos now = replay_position(), from;
     int k = tt_find(&target, false);
 
+    if (k >= 0) {
+        k = tt_restorable(k);
+    }
     trace_replay_tt_goto("goto", target.icount, target.consumed);
     from = k >= 0 ? tt_pos(k) : now;
     if (k >= 0 && !(replay_pos_cmp(&target, &now) >= 0 &&
@@ -123,6 +126,7 @@ static void tt_begin_op(TTOp op)
 /* Search the window from snapshot @w to @end for debug hits. */
 static void tt_search(guint w, ReplayPos end)
 {
+    w = tt_restorable(w);
     mv_set_op(TT_OP_SEARCH);
     mv.window = w;
     mv.window_end = end;

@@ -86,6 +86,8 @@ void tt_pages_forget(void);
 
 /* The latest snapshot at (or strictly before) @p; -1 if none. */
 int tt_find(const ReplayPos *p, bool strict);
+/* The latest snapshot at or before index @k that can be restored. */
+int tt_restorable(int k);
 ReplayPos tt_pos(unsigned i);
 /* Time travel is on and has a snapshot; else why not in @errp. */
 bool tt_usable(Error **errp);

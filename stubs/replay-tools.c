@@ -38,6 +38,10 @@ void replay_bh_schedule_event(QEMUBH *bh)
     qemu_bh_schedule(bh);
 }
 
+void replay_bh_gone(QEMUBH *bh)
+{
+}
+
 void replay_bh_schedule_oneshot_event(AioContext *ctx,
                                       QEMUBHFunc *cb, void *opaque)
 {

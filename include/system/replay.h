@@ -200,6 +200,11 @@ void replay_flush_events(void);
 void replay_bh_schedule_event(QEMUBH *bh);
 void replay_bh_schedule_oneshot_event(AioContext *ctx,
                                       QEMUBHFunc *cb, void *opaque);
+/*
+ * qemu_bh_delete() tells: a time-travel snapshot that holds @bh queued
+ * can no longer be restored.
+ */
+void replay_bh_gone(QEMUBH *bh);
 void replay_input_event(QemuConsole *src, InputEvent *evt);
 void replay_input_sync_event(void);
 
@@ -282,6 +287,9 @@ const char *replay_gdb_stop_reason(void);
  *
  *  - busy: work is in flight that no snapshot can hold (a request
  *    between submission and completion): take no snapshot now.
+ *  - usable: whether a copy that save made can still be loaded (what it
+ *    refers to may be gone since); a snapshot with a copy that cannot is
+ *    not restored.  NULL: always.
  *  - settle: leave the current position before a restore: finish the
  *    work in flight for it.
  *  - save/load/free: a copy of the state for a time-travel snapshot,
@@ -307,6 +315,7 @@ const char *replay_gdb_stop_reason(void);
 typedef struct ReplayParticipant {
     const char *name;           /* in errors and in savevm snapshots */
     bool (*busy)(void *opaque);
+    bool (*usable)(void *opaque, const void *state);
     void (*settle)(void *opaque);
     void *(*save)(void *opaque, size_t *bytes);
     void (*load)(void *opaque, const void *state);
