@@ -9,10 +9,10 @@
  *
  * While replaying, the vCPU takes a snapshot of the whole machine between
  * two execution slices whenever it is at a quiet point (nothing due at
- * this instruction count, no participant busy (no asynchronous event
- * queued, no disk request in flight), no single-step or one-instruction
- * block pending) at least tt.interval instructions after the previous
- * one.  A snapshot holds:
+ * this instruction count, no participant busy (no disk request in
+ * flight, no one-shot callback or block completion queued), no
+ * single-step or one-instruction block pending) at least tt.interval
+ * instructions after the previous one.  A snapshot holds:
  *
  *  - the device state, CPU and icount timers included, as
  *    qemu_save_device_state() writes it into a memory buffer;
@@ -23,7 +23,10 @@
  *  - the replay engine's state (replay_engine_save(): log position,
  *    decoded but unconsumed events, counters, sync-point registers);
  *  - copies of the participants' state (system/replay.h: the guest's
- *    pending timers, a disk filter's write overlays).
+ *    pending timers, a disk filter's write overlays, the bottom halves
+ *    queued for the log to deliver; a snapshot whose copy a participant
+ *    can no longer load, a queued bottom half deleted since, is not
+ *    restored: tt_restorable()).
  *
  * A replay that nobody steers never needs its history, and snapshots cost
  * replay time, so they start ("arming") at the replay's first stop (gdb
