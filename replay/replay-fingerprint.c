@@ -8,7 +8,7 @@
  * A replay is only meaningful on the machine it was recorded on.  The
  * fingerprint is text, one "key=value" line each:
  *
- *   format=qrr-fingerprint-1
+ *   format=qrr-fingerprint-2   (1: without append, kernel and initrd)
  *   qemu=VERSION            QEMU version (a mismatch is only a warning)
  *   target=NAME             target architecture
  *   machine=NAME            machine type
@@ -22,9 +22,16 @@
  *                           vCPU schedule's chaos mode (replay-sched.c);
  *                           not compared, a replay follows the log
  *   device=PATH TYPE        one line per device, sorted
+ *   append=TEXT             -append (the kernel command line)
+ *   kernel=SHA256           digest of the -kernel file's content
+ *   initrd=SHA256           digest of the -initrd file's content
  *
  * Replay recomputes it and rejects a log whose fingerprint differs, naming
- * the first difference.
+ * the first difference.  append, kernel and initrd came with format 2
+ * (each absent when not given): a log of format 1 replays without their
+ * check.
+ * Contents, not paths: a trace replays on another machine, where the
+ * files lie elsewhere.
  */
 
 #include "qemu/osdep.h"
@@ -54,11 +61,29 @@ static gint compare_lines(gconstpointer a, gconstpointer b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* "KEY=sha256 of @path's content\n" into @s; a file unreadable: say so */
+static void append_file_digest(GString *s, const char *key, const char *path)
+{
+    g_autofree char *data = NULL;
+    g_autofree char *sum = NULL;
+    gsize len;
+
+    if (!path) {
+        return;
+    }
+    if (!g_file_get_contents(path, &data, &len, NULL)) {
+        g_string_append_printf(s, "%s=unreadable\n", key);
+        return;
+    }
+    sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (guchar *)data, len);
+    g_string_append_printf(s, "%s=%s\n", key, sum);
+}
+
 char *replay_fingerprint(void)
 {
     MachineState *ms = current_machine;
     g_autoptr(GPtrArray) dev = g_ptr_array_new_with_free_func(g_free);
-    GString *s = g_string_new("format=qrr-fingerprint-1\n");
+    GString *s = g_string_new("format=qrr-fingerprint-2\n");
     uint64_t seed;
     guint i;
 
@@ -75,6 +100,11 @@ char *replay_fingerprint(void)
     if (replay_sched_chaos(&seed)) {
         g_string_append_printf(s, "chaos=%" PRIu64 "\n", seed);
     }
+    if (ms->kernel_cmdline && *ms->kernel_cmdline) {
+        g_string_append_printf(s, "append=%s\n", ms->kernel_cmdline);
+    }
+    append_file_digest(s, "kernel", ms->kernel_filename);
+    append_file_digest(s, "initrd", ms->initrd_filename);
     object_child_foreach_recursive(object_get_root(), collect_device, dev);
     g_ptr_array_sort(dev, compare_lines);
     for (i = 0; i < dev->len; i++) {
@@ -129,6 +159,7 @@ static int key_rank(const char *key)
 {
     static const char *const order[] = {
         "format", "target", "machine", "cpu", "smp", "ram", "icount",
+        "kernel", "initrd", "append",
     };
     int i;
 
@@ -138,6 +169,13 @@ static int key_rank(const char *key)
         }
     }
     return ARRAY_SIZE(order);
+}
+
+/* Keys that format 1 lacks (their check is skipped for its logs). */
+static bool replay_fingerprint_key_is_late(const char *key)
+{
+    return !strcmp(key, "append") || !strcmp(key, "kernel") ||
+           !strcmp(key, "initrd");
 }
 
 static gint compare_keys(gconstpointer a, gconstpointer b)
@@ -173,6 +211,8 @@ bool replay_fingerprint_check(const char *recorded, const char *current,
     gpointer k;
     guint i, ndiff = 0;
     const char *first = NULL;
+    bool old_format = !g_strcmp0(g_hash_table_lookup(rec, "format"),
+                                 "qrr-fingerprint-1");
 
     g_hash_table_iter_init(&it, rec);
     while (g_hash_table_iter_next(&it, &k, NULL)) {
@@ -192,6 +232,10 @@ bool replay_fingerprint_check(const char *recorded, const char *current,
 
         if (!g_strcmp0(a, b) || !strcmp(key, "chaos")) {
             continue;
+        }
+        if (old_format && (replay_fingerprint_key_is_late(key) ||
+                           !strcmp(key, "format"))) {
+            continue;           /* a log from before these keys */
         }
         if (!strcmp(key, "qemu")) {
             warn_report("record/replay: the log was recorded with QEMU %s, "

@@ -396,6 +396,29 @@ def test_other_cpu(good_log):
     assert 'cpu is cortex-a57-arm-cpu in the log but max-arm-cpu' in err
 
 
+def test_other_kernel_command_line(good_log):
+    """Refused at start-up, naming -append, instead of diverging once the
+    guest reads it."""
+    err = last_error(replay(good_log, append='qrr.load=1'))
+    assert 'does not match the recording: append is console=' in err, err
+    assert 'qrr.load=1 in this run' in err, err
+
+
+def test_other_initrd(good_log, tmp_path):
+    """Files are compared by content, not by path: the recording's initrd
+    copied elsewhere replays; one byte more is refused, naming it."""
+    _, initrd = q.guest_files(ARCH)
+    same = tmp_path / 'same.gz'
+    same.write_bytes(initrd.read_bytes())
+    more = tmp_path / 'more.gz'
+    more.write_bytes(initrd.read_bytes() + b'\0')
+    err = last_error(replay(good_log, ['-initrd', str(more)]))
+    assert 'does not match the recording: initrd is ' in err, err
+    r = q.run(ARCH, q.linux_args(MACHINE) + ['-initrd', str(same)] +
+              q.icount_opt('replay', good_log), timeout=TIMEOUT)
+    assert r.rc == 0, r.describe()
+
+
 def test_other_device_list(good_log):
     err = last_error(replay(good_log, ['-device', 'virtio-rng-pci']))
     assert 'does not match the recording' in err and 'device' in err
