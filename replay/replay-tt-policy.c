@@ -36,6 +36,9 @@
 #define TT_RAMP_BEHIND 2.0
 #define TT_RAMP_AHEAD 1.0
 
+/* What taking snapshots may cost, of the replay's time (tt_adapt_interval) */
+#define TT_COST_SHARE (1.0 / 15)
+
 /*
  * The gap between snapshots wanted at instruction count @at when the
  * current position is @focus: the interval near it, growing with the
@@ -190,13 +193,18 @@ bool tt_worth_filling(const TTLayout *l, int p, uint64_t now, int64_t target)
  * The interval after a snapshot was taken: back towards
  * TT_INTERVAL_INITIAL when the budget is full (@thinned: merging was
  * needed), finer while it is mostly unused; but never so fine that
- * taking a snapshot (@cost_ns) costs more than a tenth of the time the
- * replay takes to run an interval (@ns_per_insn; 0: not known yet).
+ * taking a snapshot (@cost_ns) costs more than TT_COST_SHARE of the time
+ * the replay takes to run an interval (@ns_per_insn; 0: not known yet).
  * Judged by the speed of running an interval, not by the time since the
  * last snapshot: the ramp towards a break takes a few snapshots closer
  * than the interval on purpose, and would otherwise coarsen the interval
  * for the rest of the replay.  Above the initial interval, it halves
- * again once the half would cost at most 8%.
+ * again once the half would cost at most 80% of that share.  The share
+ * leaves room under the 10% that a replay with time travel may cost more
+ * than one without (docs/system/replay-bench.md) for the restores and
+ * the merges; where the cost decides the interval, a reverse step
+ * replays about cost / share / 2 of host time (18 ms for a 2.5 ms
+ * snapshot).
  */
 uint64_t tt_adapt_interval(const TTLayout *l, bool thinned, uint64_t used,
                            double cost_ns, double ns_per_insn)
@@ -213,7 +221,7 @@ uint64_t tt_adapt_interval(const TTLayout *l, bool thinned, uint64_t used,
     if (ns_per_insn <= 0) {
         return interval;
     }
-    floor = cost_ns * 10 / ns_per_insn;
+    floor = cost_ns / TT_COST_SHARE / ns_per_insn;
     while (interval < floor && interval < TT_INTERVAL_MAX) {
         interval *= 2;
     }

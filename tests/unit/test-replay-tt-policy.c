@@ -157,22 +157,23 @@ static void test_adapt_interval(void)
                      TT_INTERVAL_MIN);
     /*
      * 1 ns per instruction: 10 M instructions run in 10 ms.  A snapshot
-     * costing 3 ms needs an interval of 30 M: doubles until it is there
+     * costing 3 ms may take a fifteenth of the time: it needs an interval
+     * of 45 M, and the interval doubles until it is there
      */
     l.interval = 10 * M;
     g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 3e6, 1), ==,
-                     40 * M);
+                     80 * M);
     /* however little of the budget is used */
     g_assert_cmpuint(tt_adapt_interval(&l, false, 100, 3e6, 1), ==,
-                     40 * M);
+                     80 * M);
     l.interval = 2 * M;
     g_assert_cmpuint(tt_adapt_interval(&l, false, 100, 3e6, 1), ==,
-                     32 * M);
+                     64 * M);
     /* cheap again above the initial interval: halves */
     l.interval = 40 * M;
     g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 1e6, 1), ==,
                      20 * M);
-    /* not if the half would cost more than 8%: unchanged */
+    /* not if the half would cost more than 80% of the share: unchanged */
     g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 1.7e6, 1), ==,
                      40 * M);
     /* the speed not known yet: the budget alone decides */
