@@ -47,11 +47,13 @@ command -v "$cc" >/dev/null && command -v "$ld" >/dev/null ||
 arch_srcs=("$src/common/console.c" "$src/$arch/arch.c" "$src/$arch/start.S")
 # OUTDIR/NAME.elf: NAME.c + arch_srcs
 guest_srcs=("$src/common/guest.c" "$src/common/bench.c")
+arch_hdrs=()
 if [ "$arch" = x86 ]; then
     guest_srcs+=("$src/x86/input.c")
+    arch_hdrs+=("$src/x86/io.h")
 fi
 stamp=$( (cat "$0" "$src/common/guest.h" "${guest_srcs[@]}" \
-              "${arch_srcs[@]}" "$src/$arch/link.ld"
+              "${arch_srcs[@]}" "$src/$arch/link.ld" "${arch_hdrs[@]}"
           "$cc" --version; "$ld" --version) | sha256sum)
 elfs=()
 for g in "${guest_srcs[@]}"; do

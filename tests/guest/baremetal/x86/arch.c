@@ -8,6 +8,7 @@
  */
 
 #include "guest.h"
+#include "io.h"
 
 const char arch_name[] = "x86, 32-bit protected mode";
 const char arch_counter_name[] = "tsc";
@@ -19,35 +20,6 @@ const char arch_counter_name[] = "tsc";
 #define PIT_CMD     0x43
 #define PIT_HZ      1193182
 #define IRQ_BASE    32
-
-static inline void outb(uint16_t port, uint8_t v)
-{
-    asm volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline void outw(uint16_t port, uint16_t v)
-{
-    asm volatile("outw %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline void outl(uint16_t port, uint32_t v)
-{
-    asm volatile("outl %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-    uint8_t v;
-    asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-
-static inline uint32_t inl(uint16_t port)
-{
-    uint32_t v;
-    asm volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
 
 static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 {

@@ -21,6 +21,7 @@
  */
 
 #include "guest.h"
+#include "io.h"
 
 #define I8042_DATA      0x60
 #define I8042_CMD       0x64    /* write: command; read: status */
@@ -35,18 +36,6 @@
 
 /* Written by the timer interrupt handler (x86/arch.c). */
 volatile uint32_t timer_ticks;
-
-static inline void outb(uint16_t port, uint8_t v)
-{
-    asm volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-    uint8_t v;
-    asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
 
 static void wait_write(void)
 {
