@@ -233,6 +233,12 @@ def replay_with_live_input(tmp_path, machine, log, stops):
                 running += g.qmp.ok('query-status')['running']
             except (OSError, EOFError):
                 break       # the replay may reach its end meanwhile
+            except RuntimeError as e:
+                # or reach the recorded power-off (run state "shutdown")
+                # and refuse the input before it exits
+                if 'VM not running' not in str(e):
+                    raise
+                break
             stopped = False
             while pending and not stopped:
                 try:
