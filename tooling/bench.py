@@ -1513,18 +1513,23 @@ SECTIONS = {
 def merge(old, header, sections):
     """@old (an earlier --out file) with @sections ({name: text}) in
     place of its own; an old file without section headings is taken as
-    the boot section."""
-    have = {}
+    the boot section.  Sections that this script does not write (another
+    tool's, e.g. tooling/fsync-cost.py's) are kept, after its own."""
+    have, others = {}, []
     if old:
         parts = re.split(r'^(## .*)$', old, flags=re.M)
         if len(parts) == 1:
             have['boot'] = SECTIONS['boot'] + '\n\n' + old.strip() + '\n'
         for i in range(1, len(parts), 2):
-            for name, head in SECTIONS.items():
-                if parts[i] == head:
-                    have[name] = parts[i] + parts[i + 1].rstrip() + '\n'
+            text = parts[i] + parts[i + 1].rstrip() + '\n'
+            name = [n for n, head in SECTIONS.items() if parts[i] == head]
+            if name:
+                have[name[0]] = text
+            else:
+                others.append(text)
     have.update(sections)
-    return '\n'.join([header] + [have[n] for n in SECTIONS if n in have])
+    return '\n'.join([header] + [have[n] for n in SECTIONS if n in have] +
+                      others)
 
 
 def main():
