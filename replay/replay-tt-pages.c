@@ -13,11 +13,17 @@
  * replay came from ("the base"), which the dirty log and since_base say.
  *
  * The RAM of snapshot k is the first snapshot's pages overlaid with
- * every later increment up to k.  Restoring writes only the pages that
- * can differ from snapshot k: those that differ from the newest snapshot
- * (the "tip") in the current RAM, which since_tip and the dirty log say,
- * plus those that differ between snapshot k and the tip, which are the
- * pages of the increments after k.  The latter then become since_tip.
+ * every later increment up to k, so two snapshots differ at most by the
+ * pages of the increments between them.  Restoring writes only the pages
+ * that can differ from snapshot k: those that differ from the base in
+ * the current RAM, which since_base and the dirty log say, plus those
+ * that differ between the base and snapshot k.  Where the base is not
+ * known, the newest snapshot (the "tip") stands for it, with since_tip.
+ * Going back and forth near the base then writes what the replay
+ * changed, whatever the distance to the tip: a Linux guest's seek to
+ * the middle of its recording wrote some 24,000 pages at every later
+ * step back when it was counted from the tip.  After a restore, the
+ * increments after k are what differs from the tip (since_tip).
  * The code that TCG translated from a page it writes is dropped
  * (page_written()); the rest of the translation cache stays valid.
  */
@@ -318,23 +324,43 @@ static uint64_t restore_block(guint b, unsigned long *need,
     return written;
 }
 
-uint64_t tt_pages_restore(TTPages *const *snaps, unsigned n, unsigned k)
+/*
+ * Or into @need the pages that may differ between snapshots @a and @b
+ * (any order): the RAM of the later one is the earlier one's overlaid
+ * with the increments after it, so those increments' pages.
+ */
+static void mark_between(unsigned long *need, TTPages *const *snaps,
+                         guint b, unsigned a, unsigned c)
+{
+    unsigned j;
+
+    for (j = MIN(a, c) + 1; j <= MAX(a, c); j++) {
+        page_array_mark(snaps[j]->pages[b], need);
+    }
+}
+
+uint64_t tt_pages_restore(TTPages *const *snaps, unsigned n, unsigned k,
+                          int base)
 {
     uint64_t written = 0;
-    guint b, j;
+    guint b;
 
     for (b = 0; b < blocks->len; b++) {
         TTBlock *blk = block_at(b);
         g_autofree unsigned long *need = bitmap_new(blk->npages);
         unsigned long *newtip = bitmap_new(blk->npages);
 
-        /* pages changed since the tip, and between snapshot k and the tip */
+        /* what differs from the base, then between the base and k */
         dirty_fetch(blk, need);
-        bitmap_or(need, need, blk->since_tip, blk->npages);
-        for (j = k + 1; j < n; j++) {
-            page_array_mark(snaps[j]->pages[b], newtip);
+        if (base >= 0) {
+            bitmap_or(need, need, blk->since_base, blk->npages);
+            mark_between(need, snaps, b, base, k);
+        } else {
+            bitmap_or(need, need, blk->since_tip, blk->npages);
+            mark_between(need, snaps, b, k, n - 1);
         }
-        bitmap_or(need, need, newtip, blk->npages);
+        /* RAM is snapshot k's: it differs from the tip's by what is after */
+        mark_between(newtip, snaps, b, k, n - 1);
         written += restore_block(b, need, snaps, k);
         g_free(blk->since_tip);
         blk->since_tip = newtip;

@@ -76,9 +76,11 @@ size_t tt_pages_bytes(const TTPages *p, uint64_t *with_data);
 void tt_pages_merge(TTPages *older, TTPages *newer, bool older_is_base);
 /*
  * Write RAM back to snapshot @k of @snaps (TTPages *, by position):
- * only what may differ from it.  Returns the pages written.
+ * only what may differ from it.  @base: the index of the base, -1 if it
+ * is none of @snaps.  Returns the pages written.
  */
-uint64_t tt_pages_restore(TTPages *const *snaps, unsigned n, unsigned k);
+uint64_t tt_pages_restore(TTPages *const *snaps, unsigned n, unsigned k,
+                          int base);
 /* loadvm put another machine in place: RAM may differ anywhere. */
 void tt_pages_forget(void);
 

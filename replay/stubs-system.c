@@ -78,6 +78,11 @@ bool replay_restoring_snapshot(void)
     return false;
 }
 
+bool replay_reset_keeps_ram(void)
+{
+    return false;
+}
+
 bool replay_shutdown_request(ShutdownCause cause)
 {
     return true;

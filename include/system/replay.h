@@ -254,6 +254,29 @@ int replay_char_read_all_load(uint8_t *buf, int len);
 void replay_char_read_all_save_error(int res);
 void replay_char_read_all_save_buf(uint8_t *buf, int offset);
 
+/* ---- entropy sources ---- */
+
+/*
+ * A read of at most @size bytes into @buf from @fd, a host entropy source
+ * opened O_NONBLOCK (rng-random's file), for a request of the guest.
+ * Returns what read() returns, with -errno for -1.  Record: reads @fd and
+ * logs the result (the bytes read, or -EAGAIN) with the bytes; replay:
+ * takes them from the log and never reads @fd (a log whose result a read
+ * of @size bytes cannot have stops the replay with an error); with
+ * record/replay off: read().  Call it where the guest gets the bytes, in a
+ * bottom half scheduled with replay_bh_schedule_event(), never from a
+ * host fd handler, which runs whenever the host has data:
+ *
+ *     static void rng_bh(void *opaque)      // replay_bh_schedule_event()
+ *     {
+ *         n = replay_read_entropy(s->fd, req->data, req->size);  // right
+ *
+ *     static void fd_readable(void *opaque) // qemu_set_fd_handler()
+ *     {
+ *         n = replay_read_entropy(s->fd, req->data, req->size);  // wrong
+ */
+ssize_t replay_read_entropy(int fd, void *buf, size_t size);
+
 /* ---- network, for the filter-replay object ---- */
 
 ReplayNetState *replay_register_net(NetFilterState *nfs);
@@ -355,5 +378,24 @@ void replay_load_snapshot_end(bool loaded);
  *     }
  */
 bool replay_restoring_snapshot(void);
+/*
+ * True while the machine reset is the first step of a time-travel
+ * restore.  The restore then writes back every RAM page that differs
+ * from the snapshot, so a reset handler that fills guest RAM (ROM blobs,
+ * -kernel images loaded into RAM) need not: the write would only dirty
+ * the pages, make the restore write them again, and drop the code that
+ * TCG translated from them.  State outside RAM is still reset:
+ *
+ *     if (replay_reset_keeps_ram()) {
+ *         return;                  // right: only fills guest RAM
+ *     }
+ *
+ *     if (replay_reset_keeps_ram()) {
+ *         return;                  // wrong: the device's registers too
+ *     }
+ *     s->ctrl = 0;
+ *     memcpy(ram, s->image, s->size);
+ */
+bool replay_reset_keeps_ram(void);
 
 #endif
