@@ -115,6 +115,53 @@ int replay_read_random(void *buf, size_t len)
     return ret;
 }
 
+/*
+ * An entropy source's read (rng-random): a0 is the result, the bytes read
+ * or -EAGAIN, and the data those bytes.  The file is read non-blocking: a
+ * read can have no other result that the recording went on from (the
+ * backend stops QEMU on any other error), so a log with another one, or
+ * with more bytes than the request holds, is refused before anything is
+ * copied.
+ */
+ssize_t replay_read_entropy(int fd, void *buf, size_t size)
+{
+    ReplayEvent *ev;
+    ssize_t res;
+
+    if (replay_mode == REPLAY_MODE_PLAY) {
+        if (replay_state.tt_abandoning) {
+            /* a reset before a restore: the snapshot overwrites the result */
+            memset(buf, 0, size);
+            return size;
+        }
+        ev = value_required(REPLAY_CH_RANDOM,
+                            "a device read its host's entropy source");
+        res = ev->arg[0];
+        if (!(res == -EAGAIN && ev->len == 0) &&
+            !(res >= 0 && (size_t)res <= size && ev->len == res)) {
+            replay_fatal("record/replay: the log's random event at icount %"
+                         PRIu64 " has result %" PRId64 " and %u bytes, which "
+                         "a read of at most %zu bytes from an entropy source "
+                         "cannot have", ev->icount, ev->arg[0], ev->len,
+                         size);
+        }
+        memcpy(buf, ev->data, ev->len);
+        replay_value_free(ev);
+        return res;
+    }
+    do {
+        res = read(fd, buf, size);
+    } while (res < 0 && errno == EINTR);
+    if (res < 0) {
+        res = -errno;
+    }
+    if (replay_mode == REPLAY_MODE_RECORD && (res >= 0 || res == -EAGAIN)) {
+        replay_record(REPLAY_EV_RANDOM, replay_icount(), res, 0, buf,
+                      MAX(res, 0));
+    }
+    return res;
+}
+
 void replay_char_write_event_save(int res, int offset)
 {
     replay_record(REPLAY_EV_CHAR_WRITE, replay_icount(), res, offset, NULL, 0);

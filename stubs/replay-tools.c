@@ -98,3 +98,10 @@ void replay_char_read_all_save_buf(uint8_t *buf, int offset)
 {
     g_assert_not_reached();
 }
+
+ssize_t replay_read_entropy(int fd, void *buf, size_t size)
+{
+    ssize_t res = read(fd, buf, size);
+
+    return res < 0 ? -errno : res;
+}
