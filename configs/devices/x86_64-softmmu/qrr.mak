@@ -18,3 +18,13 @@ CONFIG_E1000E_PCI_EXPRESS=y
 CONFIG_RTL8139_PCI=y
 CONFIG_SERIAL_ISA=y
 CONFIG_ISA_DEBUG=y
+# What users commonly add on a command line (issue 20): USB (qemu-xhci with
+# usb-kbd, usb-tablet, usb-storage), virtio-input, virtio-scsi with scsi-hd,
+# nvme, and intel-hda + hda-duplex (audiodev none/wav need no library).
+CONFIG_USB_XHCI_PCI=y
+CONFIG_USB_HID=y
+CONFIG_USB_STORAGE_CLASSIC=y
+CONFIG_VIRTIO_INPUT=y
+CONFIG_VIRTIO_SCSI=y
+CONFIG_NVME_PCI=y
+CONFIG_HDA=y
