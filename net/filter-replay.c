@@ -34,6 +34,19 @@ struct NetFilterReplayState {
     ReplayNetState *rns;
 };
 
+/*
+ * Whether a packet that @sender hands on goes to the log instead of its
+ * peer.  In replay every packet is: the NIC is given the log's packets,
+ * and what the guest sends goes nowhere (the backend's answers to it are
+ * in the log already).  In record, the backend's packets are.
+ */
+static bool filter_replay_takes(NetFilterState *nf, NetClientState *sender)
+{
+    return replay_mode == REPLAY_MODE_PLAY ||
+           (replay_mode == REPLAY_MODE_RECORD && sender == nf->netdev);
+}
+
+/* Returns 0 to let the packet through, its size to say it is handled. */
 static ssize_t filter_replay_receive_iov(NetFilterState *nf,
                                          NetClientState *sender,
                                          unsigned flags,
@@ -41,20 +54,14 @@ static ssize_t filter_replay_receive_iov(NetFilterState *nf,
                                          int iovcnt, NetPacketSent *sent_cb)
 {
     NetFilterReplayState *s = FILTER_REPLAY(nf);
-    bool from_backend = sender == nf->netdev;
 
-    switch (replay_mode) {
-    case REPLAY_MODE_RECORD:
-        if (!from_backend) {
-            return 0;           /* guest to world: pass on */
-        }
-        replay_net_packet_event(s->rns, flags, iov, iovcnt);
-        return iov_size(iov, iovcnt);
-    case REPLAY_MODE_PLAY:
-        return iov_size(iov, iovcnt);
-    default:
+    if (!filter_replay_takes(nf, sender)) {
         return 0;
     }
+    if (replay_mode == REPLAY_MODE_RECORD) {
+        replay_net_packet_event(s->rns, flags, iov, iovcnt);
+    }
+    return iov_size(iov, iovcnt);
 }
 
 static void filter_replay_setup(NetFilterState *nf, Error **errp)
