@@ -30,6 +30,8 @@ build: setup
 guests: setup
 	@bash tests/guest/build-guest.sh x86_64
 	@bash tests/guest/build-guest.sh aarch64
+	@bash tests/guest/build-guest.sh i386
+	@bash tests/guest/build-guest.sh arm
 	@bash tests/guest/build-baremetal.sh x86
 	@bash tests/guest/build-baremetal.sh aarch64
 

@@ -7,7 +7,7 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 # Bump the version when the package list grows.
-stamp=/var/lib/qrr-setup-host.v2
+stamp=/var/lib/qrr-setup-host.v3
 if [ -f "$stamp" ] && [ -z "${QRR_FORCE_SETUP:-}" ]; then
     exit 0
 fi
@@ -30,9 +30,13 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
 
-if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-    $SUDO dpkg --add-architecture arm64
-fi
+# Foreign architectures for the guest kernels (tests/guest/build-guest.sh):
+# arm64 for AArch64, i386 and armhf for the 32-bit guests.
+for a in arm64 i386 armhf; do
+    if ! dpkg --print-foreign-architectures | grep -qx "$a"; then
+        $SUDO dpkg --add-architecture "$a"
+    fi
+done
 
 $SUDO apt-get update -qq
 

@@ -2,7 +2,7 @@
 # Build qrr's test guest from Debian packages only: a Debian kernel and a
 # busybox-static initramfs whose /init is tests/guest/init.
 #
-#   build-guest.sh x86_64|aarch64 [OUTDIR]
+#   build-guest.sh x86_64|aarch64|i386|arm [OUTDIR]
 #
 # Writes OUTDIR/vmlinuz and OUTDIR/initrd.gz (default
 # $QRR_BUILD/guest/<arch>).  Packages are fetched with apt-get download
@@ -11,11 +11,16 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../tooling/lib.sh"
 
-arch=${1:?usage: build-guest.sh x86_64|aarch64 [OUTDIR]}
+arch=${1:?usage: build-guest.sh x86_64|aarch64|i386|arm [OUTDIR]}
+# Debian architecture and kernel meta package: i386 and arm are the 32-bit
+# guests (run by qemu-system-x86_64 and, as a cortex-a15 on virt, by
+# qemu-system-aarch64).
 case "$arch" in
-x86_64)  darch=amd64 ;;
-aarch64) darch=arm64 ;;
-*) qrr_die "unknown guest arch '$arch' (want x86_64 or aarch64)" ;;
+x86_64)  darch=amd64 kmeta=linux-image-amd64 ;;
+aarch64) darch=arm64 kmeta=linux-image-arm64 ;;
+i386)    darch=i386  kmeta=linux-image-686 ;;
+arm)     darch=armhf kmeta=linux-image-armmp ;;
+*) qrr_die "unknown guest arch '$arch' (want x86_64, aarch64, i386 or arm)" ;;
 esac
 out=${2:-$QRR_BUILD/guest/$arch}
 dl=$QRR_BUILD/downloads/guest
@@ -26,9 +31,9 @@ MODULES="virtio_pci virtio_blk virtio_net virtio_mmio virtio-rng e1000 e1000e
 8139too 8139cp ahci ata_piix sd_mod"
 
 # The kernel meta package names the ABI-versioned image package.
-kpkg=$(apt-cache depends "linux-image-$darch:$darch" 2>/dev/null |
+kpkg=$(apt-cache depends "$kmeta:$darch" 2>/dev/null |
        sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\).*/\1/p' | head -n1)
-[ -n "$kpkg" ] || qrr_die "apt knows no linux-image-$darch:$darch (run tooling/setup-host.sh)"
+[ -n "$kpkg" ] || qrr_die "apt knows no $kmeta:$darch (run tooling/setup-host.sh)"
 kpkg=${kpkg%%:*}
 
 fetch() {
