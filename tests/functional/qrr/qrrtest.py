@@ -24,6 +24,20 @@ MACHINES = {
     'q35': ('x86_64', ['-M', 'q35', '-cpu', 'max'], 'ttyS0'),
     'virt-a57': ('aarch64', ['-M', 'virt', '-cpu', 'cortex-a57'], 'ttyAMA0'),
     'virt-max': ('aarch64', ['-M', 'virt', '-cpu', 'max'], 'ttyAMA0'),
+    # 32-bit guests: an i386 kernel on pc/q35, an ARMv7 (armhf) kernel on
+    # a cortex-a15 (AArch32 only; highmem=off keeps the memory map 32-bit)
+    'pc-i386': ('x86_64', ['-M', 'pc', '-cpu', 'max'], 'ttyS0'),
+    'q35-i386': ('x86_64', ['-M', 'q35', '-cpu', 'max'], 'ttyS0'),
+    'virt-a15': ('aarch64', ['-M', 'virt,highmem=off', '-cpu', 'cortex-a15'],
+                 'ttyAMA0'),
+}
+
+# The Linux guest (build/guest/<name>) of the machines that do not run
+# the one named after their QEMU architecture.
+GUESTS = {
+    'pc-i386': 'i386',
+    'q35-i386': 'i386',
+    'virt-a15': 'arm',
 }
 
 DEFAULT_TIMEOUT = int(os.environ.get('QRR_TEST_TIMEOUT', '600'))
@@ -34,14 +48,21 @@ def qemu_binary(arch):
 
 
 def guest_files(arch):
+    """The Linux test guest of @arch: a QEMU architecture (x86_64,
+    aarch64) or a name of GUESTS' (i386, arm)."""
     d = BUILD / 'guest' / arch
     return d / 'vmlinuz', d / 'initrd.gz'
+
+
+def machine_guest(machine):
+    """The name of the Linux guest that @machine boots (guest_files)."""
+    return GUESTS.get(machine, MACHINES[machine][0])
 
 
 def linux_args(machine, append='', mem='256M'):
     """QEMU arguments (without the binary) booting the test guest."""
     arch, margs, console = MACHINES[machine]
-    kernel, initrd = guest_files(arch)
+    kernel, initrd = guest_files(machine_guest(machine))
     return margs + [
         '-m', mem, '-nodefaults', '-display', 'none', '-no-reboot',
         '-serial', 'stdio', '-monitor', 'none',
