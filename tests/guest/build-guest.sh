@@ -28,7 +28,7 @@ mkdir -p "$dl" "$out"
 
 # Modules the workloads need (dependencies are added from .modinfo).
 MODULES="virtio_pci virtio_blk virtio_net virtio_mmio virtio-rng e1000 e1000e
-8139too 8139cp ahci ata_piix sd_mod"
+8139too 8139cp ahci ata_piix sd_mod virtio_scsi nvme xhci_pci usb_storage"
 
 # The kernel meta package names the ABI-versioned image package.
 kpkg=$(apt-cache depends "$kmeta:$darch" 2>/dev/null |
