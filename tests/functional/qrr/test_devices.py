@@ -3,7 +3,10 @@
 # of the disk's first MiB, writes a block and reads it back after dropping
 # its caches, and fetches a file over HTTP from a server on the host.  The
 # file changes between record and replay: the replay must print the
-# recorded content.  The disk image is never written.
+# recorded content.  The disk image is never written.  A cell may have two
+# disks of different models and two NICs of different models
+# ('ahci+scsi-hd', 'e1000e+virtio-net-pci'): the guest checks both disks
+# (each its own image) and fetches the file through each NIC.
 #
 #   QRR_MATRIX=full   every cell of the device matrix (else a subset)
 #   QRR_REPEAT=N      N record/replay pairs per cell
@@ -27,29 +30,46 @@ import qrrtest as q
 
 REPEAT = int(os.environ.get('QRR_REPEAT', '1'))
 
-# disk kind -> (extra -device/-drive wiring, guest device); {drive} is the
-# id of the blkreplay drive.
+# disk kind -> (extra -device wiring, the guest's qrr.disk); {drive} is the
+# id of the blkreplay drive, {n} tells a machine's disks apart.  The disks
+# that Linux names sdX are found by their sysfs path (tests/guest/init's
+# sys:PATTERN), whatever order their drivers probe in.
 DISKS = {
-    'ide-hd': (['-device', 'ide-hd,drive={drive}'], '/dev/sda'),
-    'ahci': (['-device', 'ahci,id=qrrahci',
-              '-device', 'ide-hd,drive={drive},bus=qrrahci.0'], '/dev/sda'),
+    'ide-hd': (['-device', 'ide-hd,drive={drive}'], 'sys:*/ata*'),
+    'ahci': (['-device', 'ahci,id=qrrahci{n}',
+              '-device', 'ide-hd,drive={drive},bus=qrrahci{n}.0'],
+             'sys:*/ata*'),
     'virtio-blk-pci': (['-device', 'virtio-blk-pci,drive={drive}'],
                        '/dev/vda'),
     'virtio-blk-device': (['-device', 'virtio-blk-device,drive={drive}'],
                           '/dev/vda'),
+    'scsi-hd': (['-device', 'virtio-scsi-pci,id=qrrscsi{n}',
+                 '-device', 'scsi-hd,drive={drive},bus=qrrscsi{n}.0'],
+                'sys:*/virtio*/host*'),
+    'nvme': (['-device', 'nvme,drive={drive},serial=qrrnvme{n}'],
+             '/dev/nvme0n1'),
+    'usb-storage': (['-device', 'qemu-xhci,id=qrrxhci{n}',
+                     '-device', 'usb-storage,drive={drive},bus=qrrxhci{n}.0'],
+                    'sys:*/usb*'),
 }
 
-X86_DISKS = ['ide-hd', 'virtio-blk-pci', 'ahci']
+NEW_DISKS = ['scsi-hd', 'nvme', 'usb-storage']
+X86_DISKS = ['ide-hd', 'virtio-blk-pci', 'ahci'] + NEW_DISKS
 X86_NICS = ['e1000', 'rtl8139', 'virtio-net-pci', 'e1000e']
-ARM_DISKS = ['virtio-blk-pci', 'virtio-blk-device']
+ARM_DISKS = ['virtio-blk-pci', 'virtio-blk-device'] + NEW_DISKS
 ARM_NICS = ['virtio-net-pci', 'e1000']
+# Several disks and several NICs in one machine, mixed models.
+MIXED = [('q35', 'ahci+scsi-hd', 'e1000e+virtio-net-pci'),
+         ('virt-a57', 'nvme+usb-storage', 'e1000+virtio-net-pci')]
 
 FULL = ([(m, d, n) for m in ('pc', 'q35') for d in X86_DISKS
          for n in X86_NICS] +
-        [('virt-a57', d, n) for d in ARM_DISKS for n in ARM_NICS])
+        [('virt-a57', d, n) for d in ARM_DISKS for n in ARM_NICS] + MIXED)
+# CI's cells: the two mixed machines stand for the new disk kinds
+# (scsi-hd, nvme, usb-storage), one cell more each than the three before.
 SUBSET = [('pc', 'ide-hd', 'e1000'),
           ('q35', 'virtio-blk-pci', 'virtio-net-pci'),
-          ('virt-a57', 'virtio-blk-device', 'virtio-net-pci')]
+          ('virt-a57', 'virtio-blk-device', 'virtio-net-pci')] + MIXED
 CELLS = FULL if os.environ.get('QRR_MATRIX') == 'full' else SUBSET
 
 DISK_SIZE = 4 << 20
@@ -59,17 +79,27 @@ def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope='module')
-def disk(tmp_path_factory):
-    """A qcow2 image with random content; returns (path, md5 of 1st MiB)."""
+def make_disk(tmp_path_factory, seed):
     d = tmp_path_factory.mktemp('disk')
     raw = d / 'disk.raw'
-    data = random.Random(1234).randbytes(DISK_SIZE)
+    data = random.Random(seed).randbytes(DISK_SIZE)
     raw.write_bytes(data)
     img = d / 'disk.qcow2'
     subprocess.run([str(q.QEMU_BUILD / 'qemu-img'), 'convert', '-f', 'raw',
                     '-O', 'qcow2', str(raw), str(img)], check=True)
     return img, hashlib.md5(data[:1 << 20]).hexdigest()
+
+
+@pytest.fixture(scope='module')
+def disk(tmp_path_factory):
+    """A qcow2 image with random content; returns (path, md5 of 1st MiB)."""
+    return make_disk(tmp_path_factory, 1234)
+
+
+@pytest.fixture(scope='module')
+def disk2(tmp_path_factory):
+    """The second disk of a machine with two, other content."""
+    return make_disk(tmp_path_factory, 5678)
 
 
 class Server:
@@ -104,16 +134,35 @@ def server(tmp_path_factory):
     s.httpd.shutdown()
 
 
-def device_args(machine, disk_kind, nic, image, url):
-    wiring, dev = DISKS[disk_kind]
-    args = q.linux_args(machine, f'qrr.disk={dev} qrr.net={url}')
-    args += ['-drive', f'file={image},if=none,id=img-direct,format=qcow2',
-             '-drive', 'driver=blkreplay,if=none,image=img-direct,'
-             'id=img-blkreplay']
-    args += [w.format(drive='img-blkreplay') for w in wiring]
-    args += ['-netdev', 'user,id=net0', '-device', f'{nic},netdev=net0',
-             '-object', 'filter-replay,id=replay0,netdev=net0']
-    return args
+def device_args(machine, disk_kind, nic, image, url, image2=None):
+    """The guest with a disk of DISK_KIND on IMAGE and a NIC of model NIC;
+    'A+B' gives two disks (the second on IMAGE2) or two NICs (the second
+    on a slirp of its own, 10.0.3.0/24)."""
+    append, args = [], []
+    for n, (kind, img) in enumerate(zip(disk_kind.split('+'),
+                                        (image, image2))):
+        wiring, dev = DISKS[kind]
+        sfx = str(n + 1) if n else ''
+        append.append(f'qrr.disk{sfx}={dev}')
+        args += ['-drive', f'file={img},if=none,id=img-direct{sfx},'
+                 'format=qcow2',
+                 '-drive', f'driver=blkreplay,if=none,image=img-direct{sfx},'
+                 f'id=img-blkreplay{sfx}']
+        args += [w.format(drive=f'img-blkreplay{sfx}', n=n) for w in wiring]
+    nics = nic.split('+')
+    for n, model in enumerate(nics):
+        sfx = str(n + 1) if n else ''
+        netdev, dev = 'user,id=net0', f'{model},netdev=net0'
+        nurl = url
+        if len(nics) > 1:
+            mac = f'52:54:00:12:34:{0x56 + n:02x}'
+            nurl = f'{mac}@' + url.replace('10.0.2.2', f'10.0.{2 + n}.2')
+            netdev = f'user,id=net{n},net=10.0.{2 + n}.0/24'
+            dev = f'{model},netdev=net{n},mac={mac}'
+        append.append(f'qrr.net{sfx}={nurl}')
+        args += ['-netdev', netdev, '-device', dev,
+                 '-object', f'filter-replay,id=replay{n},netdev=net{n}']
+    return q.linux_args(machine, ' '.join(append)) + args
 
 
 def field(out, name):
@@ -125,38 +174,49 @@ def field(out, name):
 @pytest.mark.parametrize('run', range(REPEAT))
 @pytest.mark.parametrize('machine,disk_kind,nic', CELLS,
                          ids=['-'.join(c) for c in CELLS])
-def test_disk_and_net_replay(tmp_path, disk, server, machine, disk_kind,
-                             nic, run):
+def test_disk_and_net_replay(tmp_path, disk, disk2, server, machine,
+                             disk_kind, nic, run):
     check_disk_and_net(tmp_path, disk, server, machine, disk_kind, nic,
-                       f'{run} {random.random()}')
+                       f'{run} {random.random()}', disk2=disk2)
 
 
 def check_disk_and_net(tmp_path, disk, server, machine, disk_kind, nic,
-                       tag, extra=()):
+                       tag, extra=(), disk2=None):
     """Record with the file served as "recorded content @tag", replay
-    with it changed: the replay prints the recorded disk and file."""
+    with it changed: the replay prints the recorded disk and file (of
+    each disk and through each NIC, with two)."""
     image, md5_first_mib = disk
+    image2, md5_2 = disk2 if '+' in disk_kind else (None, None)
     arch = q.MACHINES[machine][0]
-    args = device_args(machine, disk_kind, nic, image, server.url) + \
-        list(extra)
+    args = device_args(machine, disk_kind, nic, image, server.url,
+                       image2) + list(extra)
     log = tmp_path / 'dev.rr'
-    image_sha = sha256(image)
+    images = [image] + ([image2] if image2 else [])
+    image_sha = [sha256(i) for i in images]
 
     recorded_md5 = server.set(f'recorded content {tag}\n')
     rec = q.run(arch, args + q.icount_opt('record', log))
     assert rec.rc == 0, 'record failed: ' + rec.describe()
-    assert sha256(image) == image_sha, 'record wrote the disk image'
+    assert [sha256(i) for i in images] == image_sha, \
+        'record wrote the disk image'
 
     server.set('the file changed after the recording\n')
     rep = q.run(arch, args + q.icount_opt('replay', log))
     assert rep.rc == 0, 'replay failed: ' + rep.describe()
-    assert sha256(image) == image_sha, 'replay wrote the disk image'
+    assert [sha256(i) for i in images] == image_sha, \
+        'replay wrote the disk image'
 
     q.assert_same_output(rec, rep)
     out = rep.guest_output()
     assert field(out, 'disk-md5') == md5_first_mib, rep.describe()
     assert field(out, 'write-md5') == field(out, 'read-md5'), rep.describe()
     assert field(out, 'http') == recorded_md5, rep.describe()
+    if image2:
+        assert field(out, 'disk2-md5') == md5_2, rep.describe()
+        assert field(out, 'write2-md5') == field(out, 'read2-md5'), \
+            rep.describe()
+    if '+' in nic:
+        assert field(out, 'http2') == recorded_md5, rep.describe()
     assert b'recorded content' in out
     assert b'the file changed' not in out
     assert b'error' not in rep.err.lower(), rep.describe()
