@@ -19,9 +19,10 @@ import subprocess
 
 import pytest
 
+import qrrcmd
 import qrrtest as q
 import test_timetravel as tt
-from test_devices import check_disk_and_net, disk, disk2, server  # noqa
+from test_devices import check_disk_and_net, disk, field, server  # noqa
 
 MACHINES = os.environ.get('QRR_32BIT_MACHINES',
                           'pc-i386 q35-i386 virt-a15').split()
@@ -202,3 +203,44 @@ def test_gdb_reverse_continue(tmp_path, machine):
               f'{[s["icount"] for s in hits]}')
     finally:
         r.quit()
+
+
+# The user's own command line for each 32-bit guest, through scripts/qrr:
+# the machine's defaults, a virtio disk and a NIC given the short way.
+USER_MACHINES = {
+    'pc-i386': ['-m', '256', '-nic', 'user,model=e1000'],
+    'virt-a15': ['-M', 'virt,highmem=off', '-cpu', 'cortex-a15', '-m', '256',
+                 '-nic', 'user,model=virtio-net-pci'],
+}
+
+
+@pytest.mark.parametrize('machine', [m for m in MACHINES
+                                     if m in USER_MACHINES])
+def test_qrr_tool_record_replay(tmp_path, disk, server, machine):
+    """qrr record and qrr replay of the 32-bit guests, with a typed line
+    and the served file changed for the replay."""
+    need_guest(machine)
+    arch = arch_of(machine)
+    console = q.MACHINES[machine][2]
+    kernel, initrd = q.guest_files(q.machine_guest(machine))
+    image, md5_first_mib = disk
+    args = USER_MACHINES[machine] + [
+        '-kernel', str(kernel), '-initrd', str(initrd),
+        '-append', f'console={console} panic=-1 qrr.prompt=1 '
+        f'qrr.disk=/dev/vda qrr.net={server.url}',
+        '-drive', f'file={image},if=virtio', '-nographic']
+    trace = tmp_path / 'trace'
+    recorded_md5 = server.set(f'recorded by qrr {random.random()}\n')
+    rec = qrrcmd.run(['record', '-o', trace, '--qemu-dir', q.QEMU_BUILD,
+                      '--', f'qemu-system-{arch}'] + args,
+                     typed='recorded line', cwd=tmp_path)
+    assert rec.rc == 0, 'qrr record failed: ' + rec.describe()
+    server.set('the file changed after the recording\n')
+    rep = qrrcmd.run(['replay', trace, '--qemu-dir', q.QEMU_BUILD],
+                     typed='replayed line', cwd=tmp_path)
+    assert rep.rc == 0, 'qrr replay failed: ' + rep.describe()
+    q.assert_same_output(rec, rep)
+    out = rep.guest_output()
+    assert b'line: [recorded line]' in out, rep.describe()
+    assert field(out, 'disk-md5') == md5_first_mib, rep.describe()
+    assert field(out, 'http') == recorded_md5, rep.describe()
