@@ -73,13 +73,15 @@ def test_rng_random_file_replays(tmp_path, machine):
 
 class Dripper:
     """Writes @chunk random bytes into the FIFO @path every @period
-    seconds until stopped: the backend often finds it empty (-EAGAIN)."""
+    seconds until stopped, starting @delay seconds after QEMU opened it:
+    until then the backend finds it empty (-EAGAIN)."""
 
-    def __init__(self, path, seed, chunk=64, period=0.05):
+    def __init__(self, path, seed, chunk=4096, period=0.2, delay=10):
         self.path = path
         self.rng = random.Random(seed)
         self.chunk = chunk
         self.period = period
+        self.delay = delay
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -90,6 +92,7 @@ class Dripper:
         except OSError:
             return
         try:
+            self.stop.wait(self.delay)
             while not self.stop.is_set():
                 os.write(fd, self.rng.randbytes(self.chunk))
                 time.sleep(self.period)
@@ -108,9 +111,10 @@ class Dripper:
 
 
 def test_rng_random_fifo_replays(tmp_path):
-    """A FIFO fed a little at a time: the recording finds it empty and
-    tries again later (logged as -EAGAIN).  The replay's FIFO gets other
-    bytes, at other times: the output is still the recording's."""
+    """A FIFO fed only seconds after QEMU opened it: the recording finds
+    it empty and tries again later (logged as -EAGAIN), and the guest
+    waits for the bytes.  The replay's FIFO gets other bytes, at once:
+    the output is still the recording's."""
     source = tmp_path / 'entropy.fifo'
     os.mkfifo(source)
     args = rng_args('pc', source)
@@ -126,7 +130,7 @@ def test_rng_random_fifo_replays(tmp_path):
         'the FIFO was never found empty (no -EAGAIN logged)'
     assert c.find('random', lambda e: e.args[0] > 0)
 
-    d = Dripper(source, 'fifo-rep', chunk=4096, period=0.01)
+    d = Dripper(source, 'fifo-rep', delay=0)
     try:
         rep = q.run('x86_64', args + q.icount_opt('replay', log))
     finally:
