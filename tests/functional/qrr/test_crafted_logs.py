@@ -220,6 +220,46 @@ def test_random_length(tmp_path, plain_log):
             icount)
 
 
+def rng_args(source):
+    """virtio-rng reading a host file through rng-random."""
+    return q.linux_args(MACHINE, 'qrr.hwrng=16') + [
+        '-object', f'rng-random,filename={source},id=rng0',
+        '-device', 'virtio-rng-device,rng=rng0']
+
+
+@pytest.fixture(scope='module')
+def rng_log(tmp_path_factory):
+    d = tmp_path_factory.mktemp('crafted-rng')
+    (d / 'entropy').write_bytes(bytes(range(256)) * 256)
+    args = rng_args(d / 'entropy')
+    return args, record(args, d / 'r.rr')
+
+
+@pytest.mark.parametrize('result,length', [(70000, 70000), (-1, 0),
+                                           (-5, 0), (None, -1)],
+                         ids=['more-than-asked', 'result-negative-one',
+                              'errno-not-eagain', 'result-not-length'])
+def test_entropy_read_impossible(tmp_path, rng_log, result, length):
+    """rng-random's read of its file (a random event with the count
+    read): a count beyond the request, a result a non-blocking read
+    that the recording went on from cannot have, or bytes that are not
+    that many.  The backend used to copy the bytes in unchecked."""
+    args, log = rng_log
+
+    def fn(c):
+        ev = mid(c.find('random', lambda e: e.args[0] > 0))
+        if result is None:
+            ev.args[0] = len(ev.data) + length
+        else:
+            ev.args[0] = result
+            ev.data = bytes(length)
+        return ev.icount
+    log, icount = crafted(log, tmp_path, fn)
+    refused(args, log, r"the log's random event at icount \d+ has result "
+            r'-?\d+ and \d+ bytes, which a read of at most \d+ bytes from '
+            'an entropy source cannot have', icount)
+
+
 @pytest.mark.parametrize('field,value', [(1, 1 << 20), (1, -1),
                                          (0, 1 << 20)],
                          ids=['count-too-large', 'count-negative',
