@@ -66,7 +66,9 @@
  *                        the value in ns, stored as the difference from
  *                        the previous value of that clock in the chunk
  *  13  random         V  a0: the result (0, or a negative errno); data:
- *                        the bytes
+ *                        the bytes.  rng-random's read of its file
+ *                        (replay_read_entropy()): a0 the bytes read, or
+ *                        -EAGAIN; data: those bytes (none with -EAGAIN)
  *  14  char-write     V  a0: the result; a1: the offset reached
  *  15  char-read-all  V  a0: a negative errno, or the bytes read; data:
  *                        those bytes (none with an error)
