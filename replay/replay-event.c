@@ -43,7 +43,7 @@
  *                        start, 1 warp account, 2 reset requested, 3
  *                        suspend requested, 4 virtual clock timers, 5
  *                        host clock timers, 6 virtual-rt clock timers, 7
- *                        init, 8 reset
+ *                        init, 8 reset, 9 wakeup requested
  *   4  shutdown       O  a0: ShutdownCause, numbered as in
  *                        qapi/run-state.json (0 none ... 10 snapshot-load)
  *   5  bh             O  a0: bottom-half id, from 0 in scheduling order

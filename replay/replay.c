@@ -101,6 +101,48 @@ bool replay_shutdown_request(ShutdownCause cause)
     }
 }
 
+bool replay_refuse_request(const char *what, Error **errp)
+{
+    if (replay_mode != REPLAY_MODE_PLAY) {
+        return false;
+    }
+    if (errp) {
+        error_setg(errp, "record/replay: %s refused: a replay resets and "
+                   "wakes the guest where the recording did", what);
+    } else {
+        warn_report("record/replay: %s ignored: a replay resets and wakes "
+                    "the guest where the recording did", what);
+    }
+    return true;
+}
+
+/*
+ * A reset or a wake-up passes its checkpoint only when it is requested
+ * (the reset in the main loop, while the request is pending; the wake-up
+ * in qemu_system_wakeup_request()).  A request that the guest made (a
+ * reboot, a wake-up by the serial port or the keyboard) comes in the
+ * replay as it came in the recording; one that the recording's host made
+ * (the monitor's system_reset or system_wakeup, refused in a replay) is
+ * made here, when the log's next event is its checkpoint.
+ */
+static void replay_host_request(ReplayEvent *h)
+{
+    switch (h->arg[0]) {
+    case CHECKPOINT_RESET_REQUESTED:
+        if (qemu_reset_requested_get() == SHUTDOWN_CAUSE_NONE) {
+            qemu_system_reset_request(SHUTDOWN_CAUSE_HOST_QMP_SYSTEM_RESET);
+        }
+        break;
+    case CHECKPOINT_WAKEUP_REQUESTED:
+        if (runstate_check(RUN_STATE_SUSPENDED)) {
+            qemu_system_wakeup_request(QEMU_WAKEUP_REASON_OTHER, NULL);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
 /* The replay reached the recorded end (or the end of a cut log). */
 static void replay_reached_end(ReplayEvent *h)
 {
@@ -154,6 +196,11 @@ void replay_async_events(void)
         /* deliver everything due now */
     }
     replay_set_ordered_step(false);
+    h = replay_head_is(REPLAY_EV_CHECKPOINT);
+    if (h) {
+        replay_host_request(h);
+        return;
+    }
     h = replay_head_is(REPLAY_EV_SHUTDOWN);
     if (h) {
         /* consumed by replay_shutdown_request(), like the guest's own */
@@ -182,8 +229,9 @@ static bool replay_main_loop_due(void)
 {
     ReplayEvent *h = replay_head();
 
+    /* a suspended guest's vCPUs sleep; the clock warps until it wakes */
     if (h->icount != replay_icount() || replay_break_reached() ||
-        !runstate_is_running()) {
+        !(runstate_is_running() || runstate_check(RUN_STATE_SUSPENDED))) {
         return false;
     }
     switch (h->kind) {

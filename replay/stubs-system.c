@@ -88,6 +88,11 @@ bool replay_shutdown_request(ShutdownCause cause)
     return true;
 }
 
+bool replay_refuse_request(const char *what, Error **errp)
+{
+    return false;
+}
+
 void replay_start(void)
 {
 }

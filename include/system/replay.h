@@ -71,6 +71,7 @@ typedef enum ReplayCheckpoint {
     CHECKPOINT_CLOCK_VIRTUAL_RT,
     CHECKPOINT_INIT,
     CHECKPOINT_RESET,
+    CHECKPOINT_WAKEUP_REQUESTED,
     CHECKPOINT_COUNT
 } ReplayCheckpoint;
 
@@ -172,6 +173,15 @@ void replay_checkpoint_end(void);
  * on.
  */
 bool replay_shutdown_request(ShutdownCause cause);
+
+/*
+ * A request from the host that changes the guest (the monitor's
+ * system_reset, a system_wakeup): @what names it.  A replay refuses it
+ * (true, with @errp set, or a warning without @errp) unless the log itself
+ * makes it, at the instruction count where the recording got it.
+ * Otherwise (always when not replaying) false: the request goes on.
+ */
+bool replay_refuse_request(const char *what, Error **errp);
 
 /*
  * Record: note that @checkpoint was passed; returns true.

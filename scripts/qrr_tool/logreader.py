@@ -69,7 +69,7 @@ CLOCK_VIRTUAL_RT = 1
 # enum ReplayCheckpoint in include/system/replay.h
 CHECKPOINTS = ('clock-warp-start', 'clock-warp-account', 'reset-requested',
                'suspend-requested', 'clock-virtual', 'clock-host',
-               'clock-virtual-rt', 'init', 'reset')
+               'clock-virtual-rt', 'init', 'reset', 'wakeup-requested')
 # enum ShutdownCause in qapi/run-state.json
 SHUTDOWN_CAUSES = ('none', 'host-error', 'host-qmp-quit',
                    'host-qmp-system-reset', 'host-signal', 'host-ui',
