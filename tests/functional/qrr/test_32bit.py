@@ -5,7 +5,9 @@
 # the replay (the line typed on the console; the file served over HTTP,
 # with a disk behind blkreplay), and is reverse-debugged with gdb-multiarch
 # as the 32-bit machine it is: stepi then reverse-stepi retrace, and
-# reverse-continue lands on the earlier hits of a kernel breakpoint.
+# reverse-continue lands on the earlier hits of a kernel breakpoint.  Two
+# vCPUs racing replay their recorded outcome; scripts/qrr records and
+# replays the user's command line.
 #
 #   QRR_32BIT_MACHINES=...   machines (default: pc-i386 q35-i386 virt-a15)
 #
@@ -23,6 +25,7 @@ import qrrcmd
 import qrrtest as q
 import test_timetravel as tt
 from test_devices import check_disk_and_net, disk, field, server  # noqa
+from test_smp import RACE, race_result, sched_count, smp_args
 
 MACHINES = os.environ.get('QRR_32BIT_MACHINES',
                           'pc-i386 q35-i386 virt-a15').split()
@@ -120,6 +123,23 @@ def test_disk_and_net_replay(tmp_path, disk, server, machine):
     disk_kind, nic = DEVICES[machine]
     check_disk_and_net(tmp_path, disk, server, machine, disk_kind, nic,
                        f'32-bit {random.random()}')
+
+
+@pytest.mark.parametrize('machine', GDB_MACHINES)
+def test_smp_race_replay(tmp_path, machine):
+    """Two vCPUs racing on a shared counter (test_smp's workload): the
+    replay prints the recorded outcome and typed line."""
+    need_guest(machine)
+    arch = arch_of(machine)
+    log = tmp_path / 'smp.rr'
+    rec, rep = q.record_replay(arch, smp_args(machine, 2, 'qrr.prompt=1'),
+                               log)
+    q.assert_same_output(rec, rep)
+    out = rep.guest_output()
+    assert field(out, 'nproc') == '2', rep.describe()
+    assert race_result(out)[1] == 2 * RACE
+    assert b'line: [recorded line]' in out, rep.describe()
+    assert sched_count(log) > 0
 
 
 def kernel_record(tmp_path, machine):
