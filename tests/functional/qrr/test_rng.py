@@ -12,6 +12,7 @@
 import os
 import random
 import re
+import subprocess
 import threading
 import time
 
@@ -73,15 +74,16 @@ def test_rng_random_file_replays(tmp_path, machine):
 
 class Dripper:
     """Writes @chunk random bytes into the FIFO @path every @period
-    seconds until stopped, starting @delay seconds after QEMU opened it:
-    until then the backend finds it empty (-EAGAIN)."""
+    seconds until stopped, from @delay seconds after go is set: until
+    then the backend finds it empty (-EAGAIN)."""
 
-    def __init__(self, path, seed, chunk=4096, period=0.2, delay=10):
+    def __init__(self, path, seed, chunk=4096, period=0.2, delay=2):
         self.path = path
         self.rng = random.Random(seed)
         self.chunk = chunk
         self.period = period
         self.delay = delay
+        self.go = threading.Event()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -92,6 +94,9 @@ class Dripper:
         except OSError:
             return
         try:
+            while not self.go.wait(0.1):
+                if self.stop.is_set():
+                    return
             self.stop.wait(self.delay)
             while not self.stop.is_set():
                 os.write(fd, self.rng.randbytes(self.chunk))
@@ -102,6 +107,7 @@ class Dripper:
             os.close(fd)
 
     def close(self):
+        self.go.set()
         self.stop.set()
         try:        # a writer still waiting for a reader: be the reader
             os.close(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK))
@@ -110,18 +116,54 @@ class Dripper:
         self.thread.join(10)
 
 
+def run_feeding(args, dripper, marker=b'dmesg-tail:'):
+    """Run QEMU on pc like q.run(); @dripper goes once the guest has
+    printed @marker (after it loaded virtio-rng, before it reads
+    /dev/hwrng), however long the boot took on this host."""
+    cmd = [str(q.qemu_binary('x86_64'))] + args
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = bytearray()
+    err = bytearray()
+
+    def pump(f, buf, watch):
+        while True:
+            b = f.read1(65536)
+            if not b:
+                return
+            buf.extend(b)
+            if watch and marker in buf:
+                dripper.go.set()
+
+    threads = [threading.Thread(target=pump, args=a, daemon=True)
+               for a in ((p.stdout, out, True), (p.stderr, err, False))]
+    for t in threads:
+        t.start()
+    try:
+        rc = p.wait(q.DEFAULT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        rc = None
+    for t in threads:
+        t.join(10)
+    q.check_sanitizers(cmd, bytes(err))
+    return q.Result(rc, bytes(out), bytes(err), time.monotonic() - t0)
+
+
 def test_rng_random_fifo_replays(tmp_path):
-    """A FIFO fed only seconds after QEMU opened it: the recording finds
-    it empty and tries again later (logged as -EAGAIN), and the guest
-    waits for the bytes.  The replay's FIFO gets other bytes, at once:
-    the output is still the recording's."""
+    """A FIFO fed only once the guest has loaded virtio-rng, and 2 s
+    later: the recording finds it empty and tries again later (logged as
+    -EAGAIN), and the guest waits for the bytes.  The replay's FIFO gets
+    other bytes, at once: the output is still the recording's."""
     source = tmp_path / 'entropy.fifo'
     os.mkfifo(source)
     args = rng_args('pc', source)
     log = tmp_path / 'fifo.rr'
     d = Dripper(source, 'fifo-rec')
     try:
-        rec = q.run('x86_64', args + q.icount_opt('record', log))
+        rec = run_feeding(args + q.icount_opt('record', log), d)
     finally:
         d.close()
     assert rec.rc == 0, 'record failed: ' + rec.describe()
@@ -131,6 +173,7 @@ def test_rng_random_fifo_replays(tmp_path):
     assert c.find('random', lambda e: e.args[0] > 0)
 
     d = Dripper(source, 'fifo-rep', delay=0)
+    d.go.set()
     try:
         rep = q.run('x86_64', args + q.icount_opt('replay', log))
     finally:
