@@ -17,6 +17,7 @@
 import json
 import os
 import random
+import re
 import subprocess
 
 import pytest
@@ -142,11 +143,26 @@ def test_smp_race_replay(tmp_path, machine):
     assert sched_count(log) > 0
 
 
+# Where a system call enters the kernel: SYSENTER (from the vDSO) or int
+# $0x80 on i386; on ARM, after the vector page, the SVC handler, or on a
+# CPU with a Spectre-BHB mitigation (the cortex-a15: BPIALL) its variant,
+# which joins vector_swi after its entry.  Those the kernel does not have
+# are left out.
+SYSCALL_ENTRY = {
+    'i386': ('entry_SYSENTER_32', 'entry_INT80_32'),
+    'arm': ('vector_swi', 'vector_bhb_bpiall_swi', 'vector_bhb_loop8_swi'),
+}
+# Both kernels split the address space 3G/1G: user space is below this.
+PAGE_OFFSET = 0xc0000000
+
+
 def kernel_record(tmp_path, machine):
-    """Record the guest with the address of SYSCALL printed."""
+    """Record the guest with the addresses of SYSCALL and SYSCALL_ENTRY's
+    symbols printed."""
     guest = q.machine_guest(machine)
     arch = arch_of(machine)
-    args = q.linux_args(machine, f'nokaslr qrr.syms={SYSCALL[guest]}')
+    syms = ','.join((SYSCALL[guest],) + SYSCALL_ENTRY[guest])
+    args = q.linux_args(machine, f'nokaslr qrr.syms={syms}')
     log = tmp_path / 'boot.rr'
     rec = q.run(arch, args + q.icount_opt('record', log))
     assert rec.rc == 0, rec.describe()
@@ -264,3 +280,46 @@ def test_qrr_tool_record_replay(tmp_path, disk, server, machine):
     assert b'line: [recorded line]' in out, rep.describe()
     assert field(out, 'disk-md5') == md5_first_mib, rep.describe()
     assert field(out, 'http') == recorded_md5, rep.describe()
+
+
+@pytest.mark.parametrize('machine', GDB_MACHINES)
+def test_gdb_reverse_stepi_out_of_a_system_call(tmp_path, machine):
+    """From the kernel's system call entry, reverse-stepi goes back into
+    the user code that made the call (the instruction that entered the
+    kernel counted once) and on; stepi retraces it."""
+    need_guest(machine)
+    guest = q.machine_guest(machine)
+    arch = arch_of(machine)
+    args, log, rec = kernel_record(tmp_path, machine)
+    entries = set()
+    for sym in SYSCALL_ENTRY[guest]:
+        m = re.search(rb'^sym: ([0-9a-f]+) ' + sym.encode() + rb'\r?$',
+                      rec.out, re.M)
+        if m:
+            entries.add(int(m.group(1), 16))
+    assert entries, rec.describe()
+    r = Replay32(tmp_path, arch, args, log)
+    try:
+        n = 12
+        steps = [f'!hbreak *{e:#x}' for e in sorted(entries)] + \
+            ['continue'] * 3 + ['!delete'] + ['reverse-stepi'] * n + \
+            ['stepi'] * n
+        res = r.gdb32(guest, steps)
+        where = json.dumps(res, indent=1)
+        assert all(s['pc'] in entries for s in res[:3]), where
+        back = res[2:n + 3]
+        fwd = res[n + 2:]
+        assert [(s['pc'], s['icount']) for s in back] == \
+            [(s['pc'], s['icount']) for s in reversed(fwd)], where
+        i = next((i for i, s in enumerate(back) if s['pc'] < PAGE_OFFSET),
+                 None)
+        assert i, where
+        # the instruction that entered the kernel (sysenter, int $0x80,
+        # svc) ran and was counted; each step back one instruction
+        assert back[i - 1]['icount'] - back[i]['icount'] == 1, where
+        assert all(0 <= a['icount'] - b['icount'] <= 1
+                   for a, b in zip(back, back[1:])), where
+        print(f'{machine}: user pc {back[i]["pc"]:#x} at icount '
+              f'{back[i]["icount"]}, kernel entry {back[i - 1]["pc"]:#x}')
+    finally:
+        r.quit()
