@@ -123,7 +123,8 @@ bool replay_refuse_request(const char *what, Error **errp)
  * reboot, a wake-up by the serial port or the keyboard) comes in the
  * replay as it came in the recording; one that the recording's host made
  * (the monitor's system_reset or system_wakeup, refused in a replay) is
- * made here, when the log's next event is its checkpoint.
+ * made here, when the log's next event is its checkpoint: a reset where
+ * the outside events are delivered, a wake-up where the monitor runs.
  */
 static void replay_host_request(ReplayEvent *h)
 {
@@ -197,7 +198,7 @@ void replay_async_events(void)
     }
     replay_set_ordered_step(false);
     h = replay_head_is(REPLAY_EV_CHECKPOINT);
-    if (h) {
+    if (h && h->arg[0] == CHECKPOINT_RESET_REQUESTED) {
         replay_host_request(h);
         return;
     }
@@ -248,8 +249,21 @@ static bool replay_main_loop_due(void)
 static void replay_poll_notify(Notifier *n, void *opaque)
 {
     MainLoopPoll *mlpoll = opaque;
+    ReplayEvent *h;
 
-    if (mlpoll->state != MAIN_LOOP_POLL_FILL || replay_state.finished) {
+    if (replay_state.finished) {
+        return;
+    }
+    if (mlpoll->state != MAIN_LOOP_POLL_FILL) {
+        /*
+         * Where the recording's monitor ran its commands: a wake-up made
+         * here, like the recorded system_wakeup, makes the machine run
+         * before the clock warp's start and the timers of this pass.
+         */
+        h = replay_head_is(REPLAY_EV_CHECKPOINT);
+        if (h && h->arg[0] == CHECKPOINT_WAKEUP_REQUESTED) {
+            replay_host_request(h);
+        }
         return;
     }
     if (runstate_is_running() && replay_break_notify()) {

@@ -221,7 +221,6 @@ def test_guest_reboot(tmp_path, machine):
     assert out.count(b'QRR-GUEST begin') == 2, rec.describe()
     assert b'reboot: first boot, rebooting' in out and \
         b'reboot: second boot' in out, rec.describe()
-    assert rimg.read_bytes().startswith(b'QRR-REBOOT')
 
     # the replay reads the disk as it was when the recording started
     pimg = blank_disk(tmp_path / 'plain.img')
