@@ -16,6 +16,7 @@
 #include "system/runstate.h"
 #include "hw/core/cpu.h"
 #include "replay-core.h"
+#include "replay-tt.h"
 
 static void hmp_info_replay_snapshots(Monitor *mon);
 
@@ -93,9 +94,13 @@ void qmp_replay_seek(int64_t icount, Error **errp)
         return;
     }
     if ((uint64_t)icount < now) {
+        Error *off = NULL;
+
+        tt_usable(&off);
         error_setg(errp, "replay-seek: icount %" PRId64 " is behind the "
-                   "current position %" PRIu64 " and time travel is off "
-                   "(rrbudget=0)", icount, now);
+                   "current position %" PRIu64 " and %s", icount, now,
+                   error_get_pretty(off));
+        error_free(off);
         return;
     }
     replay_set_break(icount, 0, RUN_STATE_PAUSED);

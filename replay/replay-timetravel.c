@@ -141,6 +141,7 @@ static struct {
     GArray *at;                 /* their icounts, for the policy */
     size_t used;
     uint64_t restores;
+    char *off_reason;           /* why a snapshot failed: time travel off */
 } tt;
 
 static TTSnapshot *snap_at(guint i)
@@ -231,9 +232,18 @@ void replay_tt_arm(void)
 static bool tt_save_devices(TTSnapshot *s, Error **errp)
 {
     QIOChannelBuffer *bioc = qio_channel_buffer_new(256 * KiB);
-    QEMUFile *f = qemu_file_new_output(QIO_CHANNEL(bioc));
+    QEMUFile *f;
     int ret;
 
+    /*
+     * A device that saves no state (nvme, usb-audio) would come back
+     * reset from every restore, its queues lost: refuse, naming it
+     */
+    if (qemu_savevm_state_blocked(errp)) {
+        object_unref(OBJECT(bioc));
+        return false;
+    }
+    f = qemu_file_new_output(QIO_CHANNEL(bioc));
     /* "globalstate" holds a run state only once one is stored */
     global_state_store_running();
     replay_state.tt_busy = true;
@@ -455,6 +465,7 @@ static void tt_take(void)
     s = g_new0(TTSnapshot, 1);
     if (!tt_save_devices(s, &err) || (first && !tt_take_first(&err))) {
         bql_unlock();
+        tt.off_reason = g_strdup(error_get_pretty(err));
         error_prepend(&err, "record/replay: time travel is off: ");
         warn_report_err(err);
         tt_snapshot_free(s);
@@ -658,8 +669,8 @@ void replay_tt_machine_loaded(void)
 bool tt_usable(Error **errp)
 {
     if (!tt.enabled) {
-        error_setg(errp, "time travel is off (rrbudget=0, or a snapshot "
-                   "failed)");
+        error_setg(errp, "time travel is off: %s", tt.off_reason ?:
+                   "-icount rrbudget=0");
         return false;
     }
     if (!tt.snaps->len) {

@@ -682,6 +682,34 @@ def test_seek_without_time_travel(tmp_path, recordings):
         r.quit()
 
 
+def test_device_without_state_turns_time_travel_off(tmp_path):
+    """nvme saves no device state (its vmstate is unmigratable): a restore
+    would give it back reset, its queues lost, and the replay would
+    diverge.  So time travel turns itself off at the first snapshot,
+    naming the device, and a seek back says why."""
+    img = tmp_path / 'nvme.qcow2'
+    subprocess.run([str(q.QEMU_BUILD / 'qemu-img'), 'create', '-q', '-f',
+                    'qcow2', str(img), '1M'], check=True)
+    args = q.baremetal_args('q35') + [
+        '-drive', f'file={img},if=none,id=nv-direct,format=qcow2',
+        '-drive', 'driver=blkreplay,if=none,image=nv-direct,id=nv',
+        '-device', 'nvme,drive=nv,serial=qrrtt']
+    log = tmp_path / 'nvme.rr'
+    rec = q.run('x86_64', args + q.icount_opt('record', log))
+    assert rec.rc == 0, rec.describe()
+    r = Replay(tmp_path, 'x86_64', args, log)
+    try:
+        assert r.qmp.seek(2000000) == 2000000
+        e = r.qmp.cmd('replay-seek', icount=1000)
+        assert 'error' in e, e
+        desc = e['error']['desc']
+        assert 'time travel is off' in desc and 'nvme' in desc, desc
+        assert not r.qmp.ok('query-replay-snapshots')['enabled']
+        assert "non-migratable device" in r.stderr(), r.stderr()
+    finally:
+        r.quit()
+
+
 @pytest.mark.parametrize('machine', BAREMETAL)
 def test_budget(tmp_path, recordings, machine):
     """Snapshots stay within rrbudget, and seeks work everywhere."""
