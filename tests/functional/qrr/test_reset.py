@@ -9,8 +9,8 @@
 #  - the guest's own reboot (reboot -f, qrr.reboot=DEV): the first boot
 #    writes a mark on a disk behind blkreplay and reboots, the second boot
 #    finds the mark and goes on to the end;
-#  - S3 suspend (qrr.suspend=1, echo mem > /sys/power/state; pc and q35,
-#    whose ACPI offers S3 by default) and system_wakeup from QMP after the
+#  - S3 suspend (qrr.suspend=1, echo mem > /sys/power/state; pc, whose
+#    ACPI offers S3 by default; q35 see below) and system_wakeup after the
 #    SUSPEND event: the replay wakes the guest at the recorded moment by
 #    itself, without a system_wakeup and whatever system_wakeup it gets.
 #
@@ -246,7 +246,16 @@ def test_guest_reboot(tmp_path, machine):
 
 # --- S3 suspend and system_wakeup ------------------------------------------
 
-SUSPEND_MACHINES = ['pc', 'q35']
+# q35 is not run: after an S3 resume its ACPI PM timer reads 0xffffff, in
+# QEMU without record/replay too (measured 2026-12-06); the kernel's
+# clocksource watchdog then switches to that frozen timer and the guest's
+# sleep never ends.
+SUSPEND_MACHINES = [
+    'pc',
+    pytest.param('q35', marks=pytest.mark.xfail(
+        run=False, reason="q35's ACPI PM timer stops after an S3 resume, "
+        "without record/replay too")),
+]
 SUSPEND_APPEND = 'qrr.suspend=1 qrr.sleep=2'
 
 
