@@ -109,8 +109,9 @@ class Result:
 
 
 def run(arch, args, typed=None, timeout=DEFAULT_TIMEOUT, env=None,
-        preexec_fn=None):
-    """Run QEMU; when the guest prompts (QRR-PROMPT), type @typed.
+        preexec_fn=None, watch=None):
+    """Run QEMU; when the guest prompts (QRR-PROMPT), type @typed; call
+    @watch, if given, with the serial output so far each time it grows.
 
     Returns a Result; a run that outlives @timeout is killed and its
     Result has rc None.
@@ -130,6 +131,8 @@ def run(arch, args, typed=None, timeout=DEFAULT_TIMEOUT, env=None,
             if not b:
                 return
             out.extend(b)
+            if watch:
+                watch(out)
             if typed is not None and not sent and b'QRR-PROMPT' in out:
                 sent = True
                 try:

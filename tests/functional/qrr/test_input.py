@@ -20,13 +20,12 @@
 import json
 import re
 import subprocess
-import threading
 import time
 
 import pytest
 
 import qrrtest as q
-from qrrqmp import QMP
+from qrrlive import LiveQemu
 
 MACHINES = ['pc', 'q35']
 WAIT = 30           # seconds for the guest to show an injection's effect
@@ -109,42 +108,14 @@ LIVE = [
 ]
 
 
-class Guest:
+class Guest(LiveQemu):
     """QEMU running the input guest with its serial port on stdout and a
     QMP socket."""
 
     def __init__(self, tmp_path, machine, mode, log, extra=()):
-        self.sock = tmp_path / f'qmp-{mode}.sock'
-        if self.sock.exists():
-            self.sock.unlink()
-        self.cmd = [str(q.qemu_binary('x86_64'))] + input_args(machine) + \
-            q.icount_opt(mode, log) + \
-            ['-qmp', f'unix:{self.sock},server=on,wait=off'] + list(extra)
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        self.out = bytearray()
-        self.err = bytearray()
-        self.threads = [
-            threading.Thread(target=self._pump, args=(self.proc.stdout,
-                                                      self.out), daemon=True),
-            threading.Thread(target=self._pump, args=(self.proc.stderr,
-                                                      self.err), daemon=True)]
-        for t in self.threads:
-            t.start()
-        self.qmp = QMP(self.sock)
-
-    @staticmethod
-    def _pump(f, buf):
-        while True:
-            b = f.read1(65536)
-            if not b:
-                return
-            buf.extend(b)
-
-    def describe(self):
-        return q.Result(self.proc.poll(), bytes(self.out), bytes(self.err),
-                        0).describe()
+        super().__init__([str(q.qemu_binary('x86_64'))] +
+                         input_args(machine) + q.icount_opt(mode, log) +
+                         list(extra), tmp_path / f'qmp-{mode}.sock')
 
     def wait_for(self, what, deadline):
         """Wait until the guest printed @what (bytes, or a function of the
@@ -156,20 +127,6 @@ class Guest:
             assert time.monotonic() < deadline, \
                 f'the guest did not print {what!r}: ' + self.describe()
             time.sleep(0.01)
-
-    def finish(self, timeout=60):
-        """Wait for QEMU to exit; a q.Result."""
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            rc = None
-        for t in self.threads:
-            t.join(10)
-        self.qmp.close()
-        q.check_sanitizers(self.cmd, bytes(self.err))
-        return q.Result(rc, bytes(self.out), bytes(self.err), 0)
 
 
 def events_seen(out):

@@ -19,13 +19,12 @@
 
 import json
 import subprocess
-import threading
 import time
 
 import pytest
 
 import qrrtest as q
-from qrrqmp import QMP
+from qrrlive import LiveQemu
 
 WAIT = 300          # seconds for the guest to reach a line
 DISK_SIZE = 1 << 20
@@ -50,49 +49,14 @@ def blank_disk(path):
     return path
 
 
-class Guest:
+class Guest(LiveQemu):
     """QEMU running the test guest, serial on stdout, with a QMP socket."""
 
     def __init__(self, tmp_path, machine, mode, log, qargs):
         arch = q.MACHINES[machine][0]
-        self.sock = tmp_path / f'qmp-{mode}.sock'
-        if self.sock.exists():
-            self.sock.unlink()
-        self.cmd = [str(q.qemu_binary(arch))] + qargs + \
-            q.icount_opt(mode, log) + \
-            ['-qmp', f'unix:{self.sock},server=on,wait=off']
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        self.out = bytearray()
-        self.err = bytearray()
-        self.threads = [
-            threading.Thread(target=self._pump, args=(self.proc.stdout,
-                                                      self.out), daemon=True),
-            threading.Thread(target=self._pump, args=(self.proc.stderr,
-                                                      self.err), daemon=True)]
-        for t in self.threads:
-            t.start()
-        try:
-            self.qmp = QMP(self.sock, timeout=WAIT)
-        except (OSError, EOFError) as e:
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-            raise AssertionError(f'no QMP: {e}: ' + self.describe())
-
-    @staticmethod
-    def _pump(f, buf):
-        while True:
-            b = f.read1(65536)
-            if not b:
-                return
-            buf.extend(b)
-
-    def describe(self):
-        return q.Result(self.proc.poll(), bytes(self.out), bytes(self.err),
-                        0).describe()
+        super().__init__([str(q.qemu_binary(arch))] + qargs +
+                         q.icount_opt(mode, log),
+                         tmp_path / f'qmp-{mode}.sock', qmp_timeout=WAIT)
 
     def wait_for(self, what, count=1):
         """Wait until the guest printed @what @count times."""
@@ -105,17 +69,7 @@ class Guest:
             time.sleep(0.01)
 
     def finish(self, timeout=WAIT):
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            rc = None
-        for t in self.threads:
-            t.join(10)
-        self.qmp.close()
-        q.check_sanitizers(self.cmd, bytes(self.err))
-        return q.Result(rc, bytes(self.out), bytes(self.err), 0)
+        return super().finish(timeout)
 
 
 def try_cmd(g, name):

@@ -12,7 +12,6 @@
 import os
 import random
 import re
-import subprocess
 import threading
 import time
 
@@ -120,36 +119,11 @@ def run_feeding(args, dripper, marker=b'dmesg-tail:'):
     """Run QEMU on pc like q.run(); @dripper goes once the guest has
     printed @marker (after it loaded virtio-rng, before it reads
     /dev/hwrng), however long the boot took on this host."""
-    cmd = [str(q.qemu_binary('x86_64'))] + args
-    t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = bytearray()
-    err = bytearray()
+    def watch(out):
+        if marker in out:
+            dripper.go.set()
 
-    def pump(f, buf, watch):
-        while True:
-            b = f.read1(65536)
-            if not b:
-                return
-            buf.extend(b)
-            if watch and marker in buf:
-                dripper.go.set()
-
-    threads = [threading.Thread(target=pump, args=a, daemon=True)
-               for a in ((p.stdout, out, True), (p.stderr, err, False))]
-    for t in threads:
-        t.start()
-    try:
-        rc = p.wait(q.DEFAULT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-        rc = None
-    for t in threads:
-        t.join(10)
-    q.check_sanitizers(cmd, bytes(err))
-    return q.Result(rc, bytes(out), bytes(err), time.monotonic() - t0)
+    return q.run('x86_64', args, watch=watch)
 
 
 def test_rng_random_fifo_replays(tmp_path):
