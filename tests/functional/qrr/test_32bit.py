@@ -9,7 +9,11 @@
 # vCPUs racing replay their recorded outcome; scripts/qrr records and
 # replays the user's command line.
 #
-#   QRR_32BIT_MACHINES=...   machines (default: pc-i386 q35-i386 virt-a15)
+#   QRR_32BIT_MACHINES=...   machines (default: pc-i386 virt-a15, and
+#                            q35-i386 with QRR_FULL=1)
+#   QRR_FULL=1               also the -smp 2 race, reverse-continue and
+#                            the qrr tool (make check-full); make check
+#                            leaves them out to stay in CI's time budget
 #
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -28,8 +32,12 @@ import test_timetravel as tt
 from test_devices import check_disk_and_net, disk, field, server  # noqa
 from test_smp import RACE, race_result, sched_count, smp_args
 
+FULL = os.environ.get('QRR_FULL') == '1'
 MACHINES = os.environ.get('QRR_32BIT_MACHINES',
-                          'pc-i386 q35-i386 virt-a15').split()
+                          'pc-i386 q35-i386 virt-a15' if FULL else
+                          'pc-i386 virt-a15').split()
+full_only = pytest.mark.skipif(not FULL, reason='QRR_FULL=1 (make '
+                               'check-full) runs it')
 # the reverse-debugging tests: one machine per architecture
 GDB_MACHINES = [m for m in MACHINES if m in ('pc-i386', 'virt-a15')]
 
@@ -130,6 +138,7 @@ def test_disk_and_net_replay(tmp_path, disk, server, machine):
                        f'32-bit {random.random()}')
 
 
+@full_only
 @pytest.mark.parametrize('machine', GDB_MACHINES)
 def test_smp_race_replay(tmp_path, machine):
     """Two vCPUs racing on a shared counter (test_smp's workload): the
@@ -212,6 +221,7 @@ def test_gdb_stepi_and_reverse(tmp_path, machine):
         r.quit()
 
 
+@full_only
 @pytest.mark.parametrize('machine', GDB_MACHINES)
 def test_gdb_reverse_continue(tmp_path, machine):
     """A breakpoint on a system call: reverse-continue lands on each
@@ -254,6 +264,7 @@ USER_MACHINES = {
 }
 
 
+@full_only
 @pytest.mark.parametrize('machine', [m for m in MACHINES
                                      if m in USER_MACHINES])
 def test_qrr_tool_record_replay(tmp_path, disk, server, machine):
