@@ -438,8 +438,8 @@ blkreplay_co_getlength(BlockDriverState *bs)
 }
 
 static int coroutine_fn GRAPH_RDLOCK
-blkreplay_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                    QEMUIOVector *qiov, BdrvRequestFlags flags)
+blkreplay_read(BlockDriverState *bs, int64_t offset, int64_t bytes,
+               QEMUIOVector *qiov, BdrvRequestFlags flags)
 {
     uint64_t id;
     int ret;
@@ -462,8 +462,8 @@ blkreplay_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
 }
 
 static int coroutine_fn GRAPH_RDLOCK
-blkreplay_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                     QEMUIOVector *qiov, BdrvRequestFlags flags)
+blkreplay_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                QEMUIOVector *qiov, BdrvRequestFlags flags)
 {
     uint64_t id;
     int ret;
@@ -478,8 +478,8 @@ blkreplay_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
 }
 
 static int coroutine_fn GRAPH_RDLOCK
-blkreplay_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
-                           int64_t bytes, BdrvRequestFlags flags)
+blkreplay_write_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       BdrvRequestFlags flags)
 {
     uint64_t id;
     int ret;
@@ -493,52 +493,57 @@ blkreplay_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
     return ret;
 }
 
-static int coroutine_fn GRAPH_RDLOCK
-blkreplay_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
+/*
+ * A request that leaves nothing for the guest to read back (a discard: the
+ * overlay keeps what was written; a flush: the image is never written).
+ * Only its place among the others and its completion are replayed.
+ */
+static int coroutine_fn blkreplay_ordered_only(BlockDriverState *bs)
 {
-    uint64_t id;
+    blkreplay_end(bs, blkreplay_begin(bs));
+    return 0;
+}
 
+static int coroutine_fn GRAPH_RDLOCK
+blkreplay_discard(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
     if (!blkreplay_active()) {
         return bdrv_co_pdiscard(bs->file, offset, bytes);
     }
-    id = blkreplay_begin(bs);
-    blkreplay_end(bs, id);
-    return 0;
+    return blkreplay_ordered_only(bs);
 }
 
-static int coroutine_fn GRAPH_RDLOCK blkreplay_co_flush(BlockDriverState *bs)
+static int coroutine_fn GRAPH_RDLOCK blkreplay_flush(BlockDriverState *bs)
 {
-    uint64_t id;
-
     if (!blkreplay_active()) {
         return bdrv_co_flush(bs->file->bs);
     }
-    id = blkreplay_begin(bs);
-    blkreplay_end(bs, id);
-    return 0;
+    return blkreplay_ordered_only(bs);
 }
 
-static BlockDriver bdrv_blkreplay = {
+/* A filter over its "image" child: the guest's requests, in replay order. */
+static BlockDriver blkreplay_driver = {
     .format_name            = "blkreplay",
-    .instance_size          = sizeof(BDRVBlkreplayState),
     .is_filter              = true,
-
+    .instance_size          = sizeof(BDRVBlkreplayState),
     .bdrv_open              = blkreplay_open,
     .bdrv_close             = blkreplay_close,
     .bdrv_child_perm        = blkreplay_child_perm,
     .bdrv_co_getlength      = blkreplay_co_getlength,
-
-    .bdrv_co_preadv         = blkreplay_co_preadv,
-    .bdrv_co_pwritev        = blkreplay_co_pwritev,
-    .bdrv_co_pwrite_zeroes  = blkreplay_co_pwrite_zeroes,
-    .bdrv_co_pdiscard       = blkreplay_co_pdiscard,
-    .bdrv_co_flush          = blkreplay_co_flush,
+    /* data: reads patched from the overlay, writes kept in it */
+    .bdrv_co_preadv         = blkreplay_read,
+    .bdrv_co_pwritev        = blkreplay_write,
+    .bdrv_co_pwrite_zeroes  = blkreplay_write_zeroes,
+    /* ordering only */
+    .bdrv_co_pdiscard       = blkreplay_discard,
+    .bdrv_co_flush          = blkreplay_flush,
 };
 
-static void bdrv_blkreplay_init(void)
+/* The driver, and the format name that makes a drive replayable. */
+static void blkreplay_register(void)
 {
-    bdrv_register(&bdrv_blkreplay);
-    replay_register_block_filter(bdrv_blkreplay.format_name);
+    bdrv_register(&blkreplay_driver);
+    replay_register_block_filter(blkreplay_driver.format_name);
 }
 
-block_init(bdrv_blkreplay_init);
+block_init(blkreplay_register);

@@ -59,20 +59,25 @@ typedef enum ReplayClockKind {
 
 /*
  * Places in QEMU's loops where work that changes the guest may happen only
- * where it happened in the recording.
+ * where it happened in the recording.  The value is the checkpoint's code
+ * in the log (replay-event.c): fixed, a new one takes the next free code.
  */
 typedef enum ReplayCheckpoint {
-    CHECKPOINT_CLOCK_WARP_START,
-    CHECKPOINT_CLOCK_WARP_ACCOUNT,
-    CHECKPOINT_RESET_REQUESTED,
-    CHECKPOINT_SUSPEND_REQUESTED,
-    CHECKPOINT_CLOCK_VIRTUAL,
-    CHECKPOINT_CLOCK_HOST,
-    CHECKPOINT_CLOCK_VIRTUAL_RT,
-    CHECKPOINT_INIT,
-    CHECKPOINT_RESET,
-    CHECKPOINT_WAKEUP_REQUESTED,
-    CHECKPOINT_COUNT
+    /* icount's clock warp, started and accounted in the main loop */
+    CHECKPOINT_CLOCK_WARP_START = 0,
+    CHECKPOINT_CLOCK_WARP_ACCOUNT = 1,
+    /* run-state requests that the main loop serves */
+    CHECKPOINT_RESET_REQUESTED = 2,
+    CHECKPOINT_SUSPEND_REQUESTED = 3,
+    CHECKPOINT_WAKEUP_REQUESTED = 9,
+    /* expired timers of each replayed clock, run by the timer lists */
+    CHECKPOINT_CLOCK_VIRTUAL = 4,
+    CHECKPOINT_CLOCK_HOST = 5,
+    CHECKPOINT_CLOCK_VIRTUAL_RT = 6,
+    /* machine creation done, and each machine reset */
+    CHECKPOINT_INIT = 7,
+    CHECKPOINT_RESET = 8,
+    CHECKPOINT_COUNT = 10
 } ReplayCheckpoint;
 
 typedef struct ReplayNetState ReplayNetState;
