@@ -100,8 +100,7 @@ sync_ours() {
     done
 }
 
-stamp=$(stamp_of)
-if [ ! -f "$src/.qrr-stamp" ] || [ "$(cat "$src/.qrr-stamp")" != "$stamp" ]; then
+assemble() {
     unpack
     if [ "$flavour" = qrr ]; then
         delete_upstream_replay
@@ -110,6 +109,23 @@ if [ ! -f "$src/.qrr-stamp" ] || [ "$(cat "$src/.qrr-stamp")" != "$stamp" ]; the
     else
         sync_ours
     fi
+}
+
+# A tree that exists is brought to the new one file by file, so that a
+# change to the series recompiles only the files that it changed.
+stamp=$(stamp_of)
+if [ ! -f "$src/.qrr-stamp" ]; then
+    assemble
+    echo "$stamp" > "$src/.qrr-stamp"
+elif [ "$(cat "$src/.qrr-stamp")" != "$stamp" ]; then
+    old=$src.old
+    rm -rf "$old"
+    mv "$src" "$old"
+    assemble
+    python3 "$QRR_TOP/tooling/sync-tree.py" "$src" "$old" \
+        --keep .qrr-stamp
+    rm -rf "$src"
+    mv "$old" "$src"
     echo "$stamp" > "$src/.qrr-stamp"
 else
     sync_ours
