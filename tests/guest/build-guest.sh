@@ -29,6 +29,8 @@ mkdir -p "$dl" "$out"
 # Modules the workloads need (dependencies are added from .modinfo).
 MODULES="virtio_pci virtio_blk virtio_net virtio_mmio virtio-rng e1000 e1000e
 8139too 8139cp ahci ata_piix sd_mod virtio_scsi nvme xhci_pci usb_storage"
+# The input drivers, loaded only under qrr.evdev= (lib/modules/order.evdev).
+MODULES_EVDEV="usbhid hid_generic evdev virtio_input"
 
 # The kernel meta package names the ABI-versioned image package.
 kpkg=$(apt-cache depends "$kmeta:$darch" 2>/dev/null |
@@ -92,6 +94,11 @@ for m in $MODULES; do
     add_module "$m"
 done
 printf '%s\n' "${order[@]}" > "$root/lib/modules/order"
+nbase=${#order[@]}
+for m in $MODULES_EVDEV; do
+    add_module "$m"
+done
+printf '%s\n' "${order[@]:$nbase}" > "$root/lib/modules/order.evdev"
 
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) |
     gzip -9n > "$out/initrd.gz"
