@@ -11,21 +11,21 @@
 # recording printed, hand the devices exactly the recorded events (ui's
 # input_event_* trace points) and exit 0: only a replay that delivers the
 # logged input at its recorded instruction and ignores live input can.
-# AArch64 is not covered: virt has no PS/2, and qrr's AArch64 device set
-# has no virtio-input (configs/devices/aarch64-softmmu/qrr.mak).
+# USB HID and virtio-input, on x86_64 and AArch64, are
+# test_input_linux.py's (virt has no PS/2).
 #
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
 
-import json
 import re
-import subprocess
 import time
 
 import pytest
 
 import qrrtest as q
-from qrrlive import LiveQemu
+from qrrlive import LiveQemu, TRACE, btn, delivered, inject_steps, \
+    input_icounts, key, rel
+from qrrlive import replay_with_live_input as live_replay
 
 MACHINES = ['pc', 'q35']
 WAIT = 30           # seconds for the guest to show an injection's effect
@@ -34,9 +34,6 @@ PAUSE = 0.15        # seconds between one injection's effect and the next
 BEFORE = 500
 
 LINE = re.compile(rb'^(key|mouse): (.*) at tick \d+ poll \d+$', re.M)
-# every event that reaches a device, from ui/input.c's trace points
-TRACE = ['-trace', 'input_event_*']
-DELIVERED = re.compile(r'(input_event_\w+.*?)\s*$', re.M)
 
 
 def input_guest():
@@ -53,30 +50,6 @@ def input_args(machine):
 def setup_module():
     assert input_guest().exists(), \
         f'{input_guest()} missing: run tests/guest/build-baremetal.sh x86'
-
-
-def key(k, down):
-    """A key event; @k a qcode name or a key number."""
-    v = {'type': 'number', 'data': k} if isinstance(k, int) else \
-        {'type': 'qcode', 'data': k}
-    return {'type': 'key', 'data': {'down': down, 'key': v}}
-
-
-def rel(axis, value):
-    return {'type': 'rel', 'data': {'axis': axis, 'value': value}}
-
-
-def btn(button, down):
-    return {'type': 'btn', 'data': {'down': down, 'button': button}}
-
-
-def send(qmp, what):
-    """Inject @what: a list of input events (one input-send-event), or a
-    string (an HMP sendkey)."""
-    if isinstance(what, str):
-        qmp.ok('human-monitor-command', **{'command-line': 'sendkey ' + what})
-    else:
-        qmp.ok('input-send-event', events=what)
 
 
 # What the recording is given, step by step, and what the guest prints
@@ -117,17 +90,6 @@ class Guest(LiveQemu):
                          input_args(machine) + q.icount_opt(mode, log) +
                          list(extra), tmp_path / f'qmp-{mode}.sock')
 
-    def wait_for(self, what, deadline):
-        """Wait until the guest printed @what (bytes, or a function of the
-        output) or QEMU exited."""
-        done = what if callable(what) else (lambda out: what in out)
-        while not done(bytes(self.out)):
-            assert self.proc.poll() is None, \
-                'QEMU exited early: ' + self.describe()
-            assert time.monotonic() < deadline, \
-                f'the guest did not print {what!r}: ' + self.describe()
-            time.sleep(0.01)
-
 
 def events_seen(out):
     """The guest's input lines, without their ticks and polls."""
@@ -139,73 +101,18 @@ def record(tmp_path, machine, log):
     g = Guest(tmp_path, machine, 'record', log, TRACE)
     try:
         g.wait_for(b'QRR-INPUT ready\n', time.monotonic() + WAIT)
-        want = []
-        for what, prints in RECORDED:
-            send(g.qmp, what)
-            want += prints
-            g.wait_for(lambda out, n=len(want): len(events_seen(out)) >= n,
-                       time.monotonic() + WAIT)
-            time.sleep(PAUSE)
+        want = inject_steps(g, RECORDED, events_seen, WAIT, PAUSE)
     finally:
         rec = g.finish()
     assert rec.rc == 0, 'record failed: ' + rec.describe()
     return rec, want
 
 
-def delivered(r):
-    """The input events that reached a device, in order (from stderr)."""
-    return DELIVERED.findall(r.err.decode(errors='replace'))
-
-
-def input_icounts(log):
-    """The instruction counts at which the log delivers input events
-    (replay-dump.py --json), each once."""
-    r = subprocess.run([str(q.TOP / 'scripts' / 'replay-dump.py'), '--json',
-                        str(log)], capture_output=True, text=True, check=True)
-    events = [json.loads(line) for line in r.stdout.splitlines()]
-    return sorted({e['icount'] for e in events if e['kind'] == 'input'})
-
-
 def replay_with_live_input(tmp_path, machine, log, stops):
-    """Replay, paused at the start and at each of @stops; at each, let the
-    replay run on, inject the next item of LIVE, and only then set the
-    next stop, so that the machine runs while the input is injected (a
-    stop that the replay has passed meanwhile is skipped).  Returns the
-    Result, how many items were injected and how many of them found the
-    replay running (query-status right after the injection)."""
+    """A replay paused before each of @stops and given LIVE input there
+    (qrrlive.replay_with_live_input)."""
     g = Guest(tmp_path, machine, 'replay', log, TRACE + ['-S'])
-    sent = running = 0
-    pending = list(stops)
-    try:
-        g.qmp.ok('replay-break', icount=pending.pop(0))
-        g.qmp.ok('cont')
-        stopped = True
-        while stopped:
-            g.qmp.wait_event('STOP')
-            g.qmp.events.clear()
-            g.qmp.ok('cont')
-            try:
-                send(g.qmp, LIVE[sent % len(LIVE)])
-                sent += 1
-                running += g.qmp.ok('query-status')['running']
-            except (OSError, EOFError):
-                break       # the replay may reach its end meanwhile
-            except RuntimeError as e:
-                # or reach the recorded power-off (run state "shutdown")
-                # and refuse the input before it exits
-                if 'VM not running' not in str(e):
-                    raise
-                break
-            stopped = False
-            while pending and not stopped:
-                try:
-                    r = g.qmp.cmd('replay-break', icount=pending.pop(0))
-                except (OSError, EOFError):
-                    break       # the end: rc and output say whether right
-                stopped = 'return' in r
-    finally:
-        rep = g.finish()
-    return rep, sent, running
+    return live_replay(g, stops, LIVE)
 
 
 @pytest.mark.parametrize('machine', MACHINES)
