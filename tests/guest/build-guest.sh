@@ -31,6 +31,10 @@ MODULES="virtio_pci virtio_blk virtio_net virtio_mmio virtio-rng e1000 e1000e
 8139too 8139cp ahci ata_piix sd_mod virtio_scsi nvme xhci_pci usb_storage"
 # The input drivers, loaded only under qrr.evdev= (lib/modules/order.evdev).
 MODULES_EVDEV="usbhid hid_generic evdev virtio_input"
+# The HD audio driver (its generic codec first: no modprobe to load it on
+# demand), USB audio and the OSS emulation (/dev/dsp), loaded only under
+# qrr.audio=.
+MODULES_AUDIO="snd_hda_codec_generic snd_hda_intel snd_usb_audio snd_pcm_oss"
 
 # The kernel meta package names the ABI-versioned image package.
 kpkg=$(apt-cache depends "$kmeta:$darch" 2>/dev/null |
@@ -99,6 +103,11 @@ for m in $MODULES_EVDEV; do
     add_module "$m"
 done
 printf '%s\n' "${order[@]:$nbase}" > "$root/lib/modules/order.evdev"
+nbase=${#order[@]}
+for m in $MODULES_AUDIO; do
+    add_module "$m"
+done
+printf '%s\n' "${order[@]:$nbase}" > "$root/lib/modules/order.audio"
 
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) |
     gzip -9n > "$out/initrd.gz"
