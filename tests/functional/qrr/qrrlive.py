@@ -7,7 +7,6 @@
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
 
-import json
 import re
 import subprocess
 import threading
@@ -144,10 +143,8 @@ def delivered(r):
 def input_icounts(log):
     """The instruction counts at which the log delivers input events
     (replay-dump.py --json), each once."""
-    r = subprocess.run([str(q.TOP / 'scripts' / 'replay-dump.py'), '--json',
-                        str(log)], capture_output=True, text=True, check=True)
-    events = [json.loads(line) for line in r.stdout.splitlines()]
-    return sorted({e['icount'] for e in events if e['kind'] == 'input'})
+    return sorted({e['icount'] for e in q.log_events(log)
+                   if e['kind'] == 'input'})
 
 
 def replay_with_live_input(g, stops, live):

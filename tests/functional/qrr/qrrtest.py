@@ -4,6 +4,7 @@
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+import json
 import os
 import subprocess
 import threading
@@ -188,6 +189,14 @@ def record_replay(arch, args, logfile, typed=('recorded line',
     rep = run(arch, args + icount_opt('replay', logfile), typed=typed[1])
     assert rep.rc == 0, 'replay failed: ' + rep.describe()
     return rec, rep
+
+
+def log_events(log):
+    """The events of the replay log @log, as replay-dump.py --json gives
+    them: dicts with icount, kind, args."""
+    r = subprocess.run([str(TOP / 'scripts' / 'replay-dump.py'), '--json',
+                        str(log)], capture_output=True, text=True, check=True)
+    return [json.loads(line) for line in r.stdout.splitlines()]
 
 
 def assert_same_output(rec, rep):
