@@ -301,11 +301,23 @@ static void tt_snapshot_free(TTSnapshot *s)
     g_free(s);
 }
 
+/*
+ * What @s holds now, or once the packer has packed its pages (@packed).
+ * The budget counts the latter, as estimated when the snapshot is taken
+ * or merged: a size that changed behind the placement's back would make
+ * it thin snapshots it had just placed.
+ */
+static size_t tt_snapshot_bytes(TTSnapshot *s, uint64_t *npages,
+                                bool packed)
+{
+    return sizeof(*s) + s->dev_len + replay_engine_size(s->engine) +
+           replay_participants_size(s->parts) +
+           tt_pages_bytes(s->pages, npages, packed);
+}
+
 static void tt_snapshot_account(TTSnapshot *s)
 {
-    s->bytes = sizeof(*s) + s->dev_len + replay_engine_size(s->engine) +
-               replay_participants_size(s->parts) +
-               tt_pages_bytes(s->pages, &s->npages);
+    s->bytes = tt_snapshot_bytes(s, &s->npages, true);
 }
 
 /* Merge snapshot @i (neither the first nor the last) into @i + 1. */
@@ -705,17 +717,19 @@ void tt_describe(ReplaySnapshots *r)
 
     r->enabled = tt.enabled;
     r->budget = tt.budget;
-    r->used = tt.used;
+    r->used = 0;
     r->interval = tt.interval;
     r->restores = tt.restores;
     for (i = 0; i < tt.snaps->len; i++) {
         TTSnapshot *s = snap_at(i);
         ReplaySnapshotInfo *info = g_new0(ReplaySnapshotInfo, 1);
+        uint64_t npages;
 
         info->icount = s->pos.icount;
         info->events = s->pos.consumed;
-        info->pages = s->npages;
-        info->size = s->bytes;
+        info->size = tt_snapshot_bytes(s, &npages, false);
+        info->pages = npages;
+        r->used += info->size;
         QAPI_LIST_APPEND(tail, info);
     }
 }

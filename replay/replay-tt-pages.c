@@ -26,12 +26,26 @@
  * increments after k are what differs from the tip (since_tip).
  * The code that TCG translated from a page it writes is dropped
  * (page_written()); the rest of the translation cache stays valid.
+ *
+ * Packing.  A thread of its own ("tt-pack") packs the pages of each new
+ * snapshot (replay-tt-pack.c), oldest snapshot first, so that the budget
+ * holds three to four times as many snapshots and a seek far from where
+ * the user works replays a shorter way; the vCPU thread only copies
+ * pages, as before.  The packer works in chunks of PACK_CHUNK pages under
+ * pack_lock, which every function here that reads or changes a
+ * snapshot's pages also takes: between two chunks the packer lets a
+ * waiting vCPU thread in (pack_waiters), so that a restore waits for at
+ * most one chunk.  The memory a snapshot holds shrinks as its pages are
+ * packed (tt_pages_bytes()).
  */
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "qemu/bitmap.h"
 #include "qemu/cutils.h"
+#include "qemu/atomic.h"
+#include "qemu/error-report.h"
+#include "qemu/thread.h"
 #include "exec/exec-all.h"
 #include "exec/memory.h"
 #include "exec/ram_addr.h"
@@ -55,6 +69,8 @@
 typedef struct TTPage {
     uint64_t index;             /* page number in its RAMBlock */
     uint8_t *data;              /* NULL: the page is zero */
+    uint32_t len;               /* bytes at data: page_size, or packed */
+    bool tried;                 /* the packer has seen it */
 } TTPage;
 
 /* A migratable RAMBlock. */
@@ -70,10 +86,41 @@ typedef struct TTBlock {
 
 struct TTPages {
     GArray **pages;             /* per TTBlock: TTPage by index */
+    size_t bytes;               /* memory held (the packer shrinks it) */
+    uint64_t with_data;         /* pages that are not zero */
+    uint64_t untried;           /* of those, the packer has not seen */
+    uint64_t in, out;           /* the others' bytes, raw and packed */
+    bool first;                 /* every page, not an increment */
+    bool queued;                /* in pack_queue */
+    guint cursor_b, cursor_x;   /* where the packer goes on */
 };
+
+#define PACK_CHUNK 16
 
 static GArray *blocks;          /* TTBlock */
 static size_t page_size;
+
+static QemuMutex pack_lock;
+static QemuCond pack_cond;
+static GQueue pack_queue;       /* TTPages * with pages to try, oldest first */
+static int pack_waiters;        /* vCPU thread waiting for pack_lock */
+/* bytes of the increments' pages that the packer has seen, raw, packed */
+static uint64_t pack_in, pack_out;
+static TTPacker *unpacker;      /* the vCPU thread's, for restores */
+static TTPacker *sampler;       /* the vCPU thread's, for pack_sample() */
+
+static void pages_lock(void)
+{
+    qatomic_inc(&pack_waiters);
+    qemu_mutex_lock(&pack_lock);
+    qatomic_dec(&pack_waiters);
+}
+
+static void pages_unlock(void)
+{
+    qemu_cond_broadcast(&pack_cond);
+    qemu_mutex_unlock(&pack_lock);
+}
 
 static TTBlock *block_at(guint i)
 {
@@ -96,11 +143,123 @@ static int add_block(RAMBlock *rb, void *opaque)
     return 0;
 }
 
+/* Pack page @pg of @p, which the packer has not tried. */
+static void pack_page(TTPacker *pk, TTPages *p, TTPage *pg)
+{
+    uint8_t *packed;
+    size_t len;
+
+    pg->tried = true;
+    len = tt_pack_page(pk, pg->data, page_size, &packed);
+    if (packed) {
+        g_free(pg->data);
+        pg->data = packed;
+        pg->len = len;
+        qatomic_set(&p->bytes, p->bytes - (page_size - len));
+    }
+    qatomic_set(&p->untried, p->untried - 1);
+    qatomic_set(&p->in, p->in + page_size);
+    qatomic_set(&p->out, p->out + pg->len);
+    if (!p->first) {
+        qatomic_set(&pack_in, pack_in + page_size);
+        qatomic_set(&pack_out, pack_out + pg->len);
+    }
+}
+
+/* Try PACK_CHUNK pages of @p; false when it has none left to try. */
+static bool pack_some(TTPacker *pk, TTPages *p)
+{
+    unsigned done = 0;
+
+    for (; p->cursor_b < blocks->len; p->cursor_b++, p->cursor_x = 0) {
+        GArray *pages = p->pages[p->cursor_b];
+
+        for (; p->cursor_x < pages->len; p->cursor_x++) {
+            TTPage *pg = &g_array_index(pages, TTPage, p->cursor_x);
+
+            if (pg->tried || !pg->data) {
+                continue;
+            }
+            if (done++ == PACK_CHUNK) {
+                return true;
+            }
+            pack_page(pk, p, pg);
+        }
+    }
+    return false;
+}
+
+/*
+ * Pack PACK_CHUNK pages spread over the new snapshot @p (not yet shared)
+ * at once, on the vCPU thread: what they pack to is the estimate of
+ * what the whole snapshot will (tt_pages_bytes()), from the moment it is
+ * taken, whatever the packer's backlog.
+ */
+static void pack_sample(TTPages *p)
+{
+    uint64_t stride = MAX(p->with_data / PACK_CHUNK, 1), n = 0;
+    guint b, x;
+
+    for (b = 0; b < blocks->len; b++) {
+        GArray *pages = p->pages[b];
+
+        for (x = 0; x < pages->len; x++) {
+            TTPage *pg = &g_array_index(pages, TTPage, x);
+
+            if (pg->data && n++ % stride == 0) {
+                pack_page(sampler, p, pg);
+            }
+        }
+    }
+}
+
+static void *pack_thread(void *opaque)
+{
+    TTPacker *pk = tt_packer_new(page_size, false);
+
+    qemu_mutex_lock(&pack_lock);
+    for (;;) {
+        TTPages *p;
+
+        while (g_queue_is_empty(&pack_queue) ||
+               qatomic_read(&pack_waiters)) {
+            qemu_cond_wait(&pack_cond, &pack_lock);
+        }
+        p = g_queue_peek_head(&pack_queue);
+        if (!pack_some(pk, p)) {
+            g_queue_pop_head(&pack_queue);
+            p->queued = false;
+        }
+    }
+    return NULL;
+}
+
+static void pack_enqueue(TTPages *p)
+{
+    if (!p->queued) {
+        p->queued = true;
+        g_queue_push_tail(&pack_queue, p);
+    }
+}
+
 bool tt_pages_start(Error **errp)
 {
+    QemuThread th;
+
     page_size = qemu_target_page_size();
     blocks = g_array_new(false, true, sizeof(TTBlock));
     qemu_ram_foreach_block(add_block, NULL);
+    unpacker = tt_packer_new(page_size, true);
+    sampler = tt_packer_new(page_size, false);
+    if (!unpacker || !sampler) {
+        error_setg(errp, "cannot set up zlib to unpack pages");
+        return false;
+    }
+    qemu_mutex_init(&pack_lock);
+    qemu_cond_init(&pack_cond);
+    g_queue_init(&pack_queue);
+    qemu_thread_create(&th, "tt-pack", pack_thread, NULL,
+                       QEMU_THREAD_DETACHED);
     return memory_global_dirty_log_start(TT_DIRTY_REASON, errp);
 }
 
@@ -139,31 +298,74 @@ void tt_pages_free(TTPages *p)
     if (!p) {
         return;
     }
+    pages_lock();
+    if (p->queued) {
+        g_queue_remove(&pack_queue, p);
+    }
     for (b = 0; b < blocks->len; b++) {
         if (p->pages[b]) {
             page_array_free(p->pages[b]);
         }
     }
+    pages_unlock();
     g_free(p->pages);
     g_free(p);
 }
 
-size_t tt_pages_bytes(const TTPages *p, uint64_t *with_data)
+/* Count what @p holds (pages_lock held, or @p not yet shared). */
+static void pages_account(TTPages *p)
 {
     size_t bytes = 0;
     guint b, i;
 
-    *with_data = 0;
+    uint64_t untried = 0, in = 0, out = 0;
+
+    p->with_data = 0;
     for (b = 0; b < blocks->len; b++) {
         GArray *pages = p->pages[b];
 
         bytes += pages->len * sizeof(TTPage);
         for (i = 0; i < pages->len; i++) {
-            if (g_array_index(pages, TTPage, i).data) {
-                bytes += page_size;
-                (*with_data)++;
+            TTPage *pg = &g_array_index(pages, TTPage, i);
+
+            if (pg->data) {
+                bytes += pg->len;
+                p->with_data++;
+                untried += !pg->tried;
+                in += pg->tried ? page_size : 0;
+                out += pg->tried ? pg->len : 0;
             }
         }
+    }
+    qatomic_set(&p->bytes, bytes);
+    qatomic_set(&p->untried, untried);
+    qatomic_set(&p->in, in);
+    qatomic_set(&p->out, out);
+}
+
+/*
+ * No lock: the packer changes the counts one at a time, atomically, and
+ * with_data changes on the vCPU thread alone (take, merge).  @packed: the
+ * pages that the packer has not seen yet count at the share that the
+ * snapshot's pages it has seen packed to, or else the increments' pages
+ * it has seen (the first snapshot's, mostly code and zeroes, pack
+ * better), so that the budget and the placement of snapshots see a
+ * snapshot's size from the moment it is taken, not growing smaller
+ * behind them.
+ */
+size_t tt_pages_bytes(const TTPages *p, uint64_t *with_data, bool packed)
+{
+    uint64_t in = qatomic_read(&p->in), out = qatomic_read(&p->out);
+    uint64_t untried = qatomic_read(&p->untried);
+    size_t bytes = qatomic_read(&p->bytes);
+
+    *with_data = p->with_data;
+    if (!in) {
+        in = qatomic_read(&pack_in);
+        out = qatomic_read(&pack_out);
+    }
+    if (packed && in && untried) {
+        bytes -= untried * (page_size - (double)page_size * out / in);
     }
     return bytes;
 }
@@ -208,8 +410,14 @@ static GArray *page_array_merge(GArray *a, GArray *n)
 
 void tt_pages_merge(TTPages *older, TTPages *newer, bool older_is_base)
 {
+    bool unpacked = older->queued || newer->queued;
     guint b;
 
+    pages_lock();
+    if (older->queued) {
+        g_queue_remove(&pack_queue, older);
+        older->queued = false;
+    }
     for (b = 0; b < blocks->len; b++) {
         if (older_is_base) {
             /* the RAM differs from the one before by what @older changed */
@@ -218,6 +426,12 @@ void tt_pages_merge(TTPages *older, TTPages *newer, bool older_is_base)
         newer->pages[b] = page_array_merge(older->pages[b], newer->pages[b]);
         older->pages[b] = NULL;
     }
+    pages_account(newer);
+    newer->cursor_b = newer->cursor_x = 0;
+    if (unpacked) {
+        pack_enqueue(newer);
+    }
+    pages_unlock();
 }
 
 static GArray *take_block(TTBlock *blk, bool first, bool append)
@@ -245,6 +459,7 @@ static GArray *take_block(TTBlock *blk, bool first, bool append)
 
         if (!buffer_is_zero(p, page_size)) {
             pg.data = g_memdup2(p, page_size);
+            pg.len = page_size;
         } else if (first) {
             continue;       /* absent from the first: zero */
         }
@@ -259,9 +474,15 @@ TTPages *tt_pages_take(bool first, bool append)
     guint b;
 
     p->pages = g_new0(GArray *, blocks->len);
+    p->first = first;
     for (b = 0; b < blocks->len; b++) {
         p->pages[b] = take_block(block_at(b), first, append);
     }
+    pages_account(p);
+    pack_sample(p);
+    pages_lock();
+    pack_enqueue(p);
+    pages_unlock();
     return p;
 }
 
@@ -305,7 +526,16 @@ static uint64_t restore_block(guint b, unsigned long *need,
             if (!test_and_clear_bit(pg->index, need)) {
                 continue;
             }
-            if (pg->data) {
+            if (pg->data && pg->len < page_size) {
+                /* our own packing: it unpacks, or memory is corrupt */
+                if (!tt_unpack_page(unpacker, pg->data, pg->len, dst,
+                                    page_size)) {
+                    error_report("record/replay: page %" PRIu64 " of a "
+                                 "time-travel snapshot does not unpack",
+                                 pg->index);
+                    abort();
+                }
+            } else if (pg->data) {
                 memcpy(dst, pg->data, page_size);
             } else {
                 memset(dst, 0, page_size);
@@ -345,6 +575,7 @@ uint64_t tt_pages_restore(TTPages *const *snaps, unsigned n, unsigned k,
     uint64_t written = 0;
     guint b;
 
+    pages_lock();
     for (b = 0; b < blocks->len; b++) {
         TTBlock *blk = block_at(b);
         g_autofree unsigned long *need = bitmap_new(blk->npages);
@@ -366,6 +597,7 @@ uint64_t tt_pages_restore(TTPages *const *snaps, unsigned n, unsigned k,
         blk->since_tip = newtip;
         bitmap_zero(blk->since_base, blk->npages);
     }
+    pages_unlock();
     return written;
 }
 

@@ -26,7 +26,7 @@
 #include "qemu/osdep.h"
 #include <math.h>
 /* pure: the part of replay-tt.h that needs no engine */
-#define TT_POLICY_ONLY
+#define TT_PURE_ONLY
 #include "replay-tt.h"
 
 /*

@@ -11,6 +11,7 @@
  *                          to break
  *   replay-timetravel.c    the snapshots: taking, thinning, restoring
  *   replay-tt-pages.c      guest RAM in the snapshots, and the dirty log
+ *   replay-tt-pack.c       one page, packed (zlib)
  *   replay-tt-policy.c     where snapshots go (pure functions)
  *
  * Each calls only those below it.
@@ -48,7 +49,28 @@ bool tt_worth_filling(const TTLayout *l, int p, uint64_t now,
 uint64_t tt_adapt_interval(const TTLayout *l, bool thinned, uint64_t used,
                            double cost_ns, double ns_per_insn);
 
-#ifndef TT_POLICY_ONLY
+/* ---- replay-tt-pack.c ---- */
+
+/* A zlib stream that packs pages, or unpacks them (@inflating). */
+typedef struct TTPacker TTPacker;
+
+TTPacker *tt_packer_new(size_t page_size, bool inflating);
+void tt_packer_free(TTPacker *pk);
+/*
+ * Pack the @size bytes of @page into a new buffer *@out; its length, or
+ * 0 (and *@out NULL) if the page does not shrink by an eighth.
+ */
+size_t tt_pack_page(TTPacker *pk, const uint8_t *page, size_t size,
+                    uint8_t **out);
+/* Unpack @len bytes at @packed into @page; false if they are no page. */
+bool tt_unpack_page(TTPacker *pk, const uint8_t *packed, size_t len,
+                    uint8_t *page, size_t size);
+
+/*
+ * What follows needs QEMU's system emulation; the pure parts above build
+ * alone (TT_PURE_ONLY), with the unit tests.
+ */
+#ifndef TT_PURE_ONLY
 
 #include "qapi/qapi-types-replay.h"
 
@@ -66,8 +88,11 @@ bool tt_pages_start(Error **errp);
  */
 TTPages *tt_pages_take(bool first, bool append);
 void tt_pages_free(TTPages *p);
-/* Memory held, and the count of pages holding data in *@with_data. */
-size_t tt_pages_bytes(const TTPages *p, uint64_t *with_data);
+/*
+ * Memory held, and the count of pages holding data in *@with_data;
+ * @packed: once the packer has packed every page (an estimate).
+ */
+size_t tt_pages_bytes(const TTPages *p, uint64_t *with_data, bool packed);
 /*
  * Merge @older into @newer (the later content wins), leaving @older
  * empty.  @older_is_base: @older is the base, whose successor the RAM

@@ -18,7 +18,8 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=87
 export QRR_QEMU_BUILD=$bld
 export QRR_TEST_TIMEOUT=${QRR_TEST_TIMEOUT:-1800}
 
-UNIT_TESTS=(test-replay-log test-replay-timers test-replay-tt-policy)
+UNIT_TESTS=(test-replay-log test-replay-timers test-replay-tt-policy
+            test-replay-tt-pack)
 ninja -C "$bld" "${UNIT_TESTS[@]/#/tests/unit/}" >/dev/null
 qrr_log "unit tests under ASan/UBSan: ${UNIT_TESTS[*]}"
 meson test -C "$bld" --no-rebuild --print-errorlogs "${UNIT_TESTS[@]}"

@@ -14,7 +14,8 @@ bash tooling/build-qemu.sh tsan
 bld=$QRR_BUILD/tsan/qemu
 export TSAN_OPTIONS=halt_on_error=1:exitcode=88
 
-UNIT_TESTS=(test-replay-log test-replay-timers test-replay-tt-policy)
+UNIT_TESTS=(test-replay-log test-replay-timers test-replay-tt-policy
+            test-replay-tt-pack)
 ninja -C "$bld" "${UNIT_TESTS[@]/#/tests/unit/}" >/dev/null
 qrr_log "unit tests under ThreadSanitizer: ${UNIT_TESTS[*]}"
 meson test -C "$bld" --no-rebuild --print-errorlogs "${UNIT_TESTS[@]}"

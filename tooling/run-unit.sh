@@ -4,7 +4,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 bld=$QRR_BUILD/qrr/qemu
-UNIT_TESTS=(test-replay-log test-replay-timers test-replay-tt-policy)
+UNIT_TESTS=(test-replay-log test-replay-timers test-replay-tt-policy
+            test-replay-tt-pack)
 
 ninja -C "$bld" "${UNIT_TESTS[@]/#/tests/unit/}" >/dev/null
 qrr_log "unit tests: ${UNIT_TESTS[*]}"

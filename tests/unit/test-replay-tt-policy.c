@@ -8,7 +8,7 @@
  */
 
 #include "qemu/osdep.h"
-#define TT_POLICY_ONLY
+#define TT_PURE_ONLY
 #include "../../replay/replay-tt.h"
 
 #define M UINT64_C(1000000)

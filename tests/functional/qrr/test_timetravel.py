@@ -480,7 +480,11 @@ def test_seek_leaves_even_history(tmp_path, bench_recordings, machine):
         # the part far from the landing, before the ramp that leads there
         far = [b - a for a, b in zip(at, at[1:]) if b <= at[0] + span * 0.7]
         assert len(far) >= 8, at
-        assert max(far) <= 1.2 * statistics.median(far), at
+        # each taken at the first quiet point once its gap is reached (on
+        # virt-max the bench guest is quiet every 40 M instructions): up
+        # to about an interval later
+        assert max(far) <= 1.2 * statistics.median(far) + s['interval'], \
+            (at, s['interval'])
         # as dense as the budget allows: what fits besides the first
         # snapshot, less the ramp; each taken at the first quiet point
         # once its gap is reached, up to about an interval later
@@ -1200,6 +1204,26 @@ def test_reverse_stepi_over_exceptions(tmp_path, recordings, machine):
 
 # ---- Linux ----
 
+PAGE = 4096
+PACKED = 0.6        # at most this share of the pages' bytes once packed
+
+
+def wait_packed(r, timeout=30):
+    """Wait until the packer thread has packed the snapshots' pages to at
+    most PACKED of their bytes, and return the share: a Linux guest's
+    pages pack 2.6x (all of RAM) to 4x (what changed in a second).
+    Without packing the share is over 1 (with the device state)."""
+    end = time.monotonic() + timeout
+    while True:
+        s = r.qmp.ok('query-replay-snapshots')['snapshots']
+        share = sum(x['size'] for x in s) / (sum(x['pages'] for x in s) *
+                                             PAGE)
+        if share <= PACKED or time.monotonic() > end:
+            break
+        time.sleep(0.5)
+    assert share <= PACKED, f'snapshots hold {share:.2f} of their pages'
+    return share
+
 @pytest.mark.parametrize('machine', LINUX)
 def test_linux_seek_and_reverse(tmp_path, machine):
     arch = q.MACHINES[machine][0]
@@ -1226,6 +1250,7 @@ def test_linux_seek_and_reverse(tmp_path, machine):
         rstep = max(s['secs'] for s in res[11:])
         snaps = r.qmp.ok('query-replay-snapshots')
         assert snaps['used'] <= snaps['budget'], snaps
+        packed = wait_packed(r)
         # from the start to the end: the recording's output again
         assert r.qmp.seek(0) == 0
         before = r.serial.stat().st_size
@@ -1235,7 +1260,8 @@ def test_linux_seek_and_reverse(tmp_path, machine):
         print(f'{machine}: seeks {[round(t, 2) for t in times]} s, '
               f'reverse-stepi (gdb round trip) max {rstep:.3f} s, snapshots '
               f'{snaps["used"] // 1024} KiB of {snaps["budget"] // 1024} '
-              f'in {len(snaps["snapshots"])}')
+              f'in {len(snaps["snapshots"])}, {packed:.2f} of their pages\' '
+              f'bytes once packed')
     finally:
         r.quit()
 
