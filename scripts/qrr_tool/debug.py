@@ -48,10 +48,22 @@ def start_qemu(trace, qemu, port):
     return qp
 
 
-def gdb_command(opts, gdb, port):
+def arch_settings(cmdline):
+    """gdb settings for the guest that @cmdline (the recorded command
+    line) runs.  On ARM, gdb's default ABI (APCS) has it unwind a 32-bit
+    guest's frames wrongly (it faulted at 3 of 40 positions of an armhf
+    kernel); the armhf ABI is AAPCS.  gdb-multiarch ignores the setting
+    for an AArch64 guest."""
+    if os.path.basename(cmdline[0]).endswith(('-aarch64', '-arm')):
+        return ['-ex', 'set arm abi AAPCS']
+    return []
+
+
+def gdb_command(opts, gdb, port, cmdline):
     gcmd = [gdb, '-q']
     if opts.vmlinux:
         gcmd.append(os.path.abspath(opts.vmlinux))
+    gcmd += arch_settings(cmdline)
     gcmd += ['-ex', 'set tcp connect-timeout 30',
              '-ex', f'target remote 127.0.0.1:{port}']
     if opts.at is not None:
@@ -92,6 +104,6 @@ def cmd_debug(opts):
         qemu = prepare(trace, opts.qemu_dir)
         port = opts.port or free_port()
         qp = start_qemu(trace, qemu, port)
-        return run_gdb(gdb_command(opts, gdb, port), qp)
+        return run_gdb(gdb_command(opts, gdb, port, trace.cmdline), qp)
     finally:
         cleanup(stack)
