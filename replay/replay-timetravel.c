@@ -303,9 +303,11 @@ static void tt_snapshot_free(TTSnapshot *s)
 
 /*
  * What @s holds now, or once the packer has packed its pages (@packed).
- * The budget counts the latter, as estimated when the snapshot is taken
- * or merged: a size that changed behind the placement's back would make
- * it thin snapshots it had just placed.
+ * The budget counts the latter: the pages the packer has not seen yet
+ * at the share that a sample of them packed to when the snapshot was
+ * taken (a size that shrank behind the placement's back, from raw to
+ * packed, would make it thin snapshots it had just placed), the others
+ * as they are.
  */
 static size_t tt_snapshot_bytes(TTSnapshot *s, uint64_t *npages,
                                 bool packed)
@@ -339,6 +341,22 @@ static void tt_merge(guint i)
 }
 
 /*
+ * Count again what the snapshots hold: a sample's estimate gives way to
+ * the packed size once the packer has been through a snapshot (on the
+ * Linux benchmark, estimates alone left 0.04% and 0.6% over the budget).
+ */
+static void tt_account_all(void)
+{
+    guint i;
+
+    tt.used = 0;
+    for (i = 0; i < tt.snaps->len; i++) {
+        tt_snapshot_account(snap_at(i));
+        tt.used += snap_at(i)->bytes;
+    }
+}
+
+/*
  * Stay within the budget: merge away snapshots between the first and the
  * last (tt_pick_merge()).
  */
@@ -346,6 +364,8 @@ static bool tt_fit_budget(void)
 {
     uint64_t focus = replay_icount();
     bool thinned = false;
+
+    tt_account_all();
 
     while (tt.used > tt.budget && tt.snaps->len > 2) {
         TTLayout l = tt_layout();

@@ -46,6 +46,9 @@ DISKS = {
     'scsi-hd': (['-device', 'virtio-scsi-pci,id=qrrscsi{n}',
                  '-device', 'scsi-hd,drive={drive},bus=qrrscsi{n}.0'],
                 'sys:*/virtio*/host*'),
+    'scsi-hd-mmio': (['-device', 'virtio-scsi-device,id=qrrscsi{n}',
+                      '-device', 'scsi-hd,drive={drive},bus=qrrscsi{n}.0'],
+                     'sys:*/virtio*/host*'),
     'nvme': (['-device', 'nvme,drive={drive},serial=qrrnvme{n}'],
              '/dev/nvme0n1'),
     'usb-storage': (['-device', 'qemu-xhci,id=qrrxhci{n}',
@@ -56,7 +59,8 @@ DISKS = {
 NEW_DISKS = ['scsi-hd', 'nvme', 'usb-storage']
 X86_DISKS = ['ide-hd', 'virtio-blk-pci', 'ahci'] + NEW_DISKS
 X86_NICS = ['e1000', 'rtl8139', 'virtio-net-pci', 'e1000e']
-ARM_DISKS = ['virtio-blk-pci', 'virtio-blk-device'] + NEW_DISKS
+ARM_DISKS = ['virtio-blk-pci', 'virtio-blk-device', 'scsi-hd-mmio'] + \
+    NEW_DISKS
 ARM_NICS = ['virtio-net-pci', 'e1000']
 # Several disks and several NICs in one machine, mixed models.
 MIXED = [('q35', 'ahci+scsi-hd', 'e1000e+virtio-net-pci'),
