@@ -90,7 +90,6 @@ struct TTPages {
     uint64_t with_data;         /* pages that are not zero */
     uint64_t untried;           /* of those, the packer has not seen */
     uint64_t in, out;           /* the others' bytes, raw and packed */
-    bool first;                 /* every page, not an increment */
     bool queued;                /* in pack_queue */
     guint cursor_b, cursor_x;   /* where the packer goes on */
 };
@@ -104,8 +103,6 @@ static QemuMutex pack_lock;
 static QemuCond pack_cond;
 static GQueue pack_queue;       /* TTPages * with pages to try, oldest first */
 static int pack_waiters;        /* vCPU thread waiting for pack_lock */
-/* bytes of the increments' pages that the packer has seen, raw, packed */
-static uint64_t pack_in, pack_out;
 static TTPacker *unpacker;      /* the vCPU thread's, for restores */
 static TTPacker *sampler;       /* the vCPU thread's, for pack_sample() */
 
@@ -160,10 +157,6 @@ static void pack_page(TTPacker *pk, TTPages *p, TTPage *pg)
     qatomic_set(&p->untried, p->untried - 1);
     qatomic_set(&p->in, p->in + page_size);
     qatomic_set(&p->out, p->out + pg->len);
-    if (!p->first) {
-        qatomic_set(&pack_in, pack_in + page_size);
-        qatomic_set(&pack_out, pack_out + pg->len);
-    }
 }
 
 /* Try PACK_CHUNK pages of @p; false when it has none left to try. */
@@ -347,11 +340,9 @@ static void pages_account(TTPages *p)
  * No lock: the packer changes the counts one at a time, atomically, and
  * with_data changes on the vCPU thread alone (take, merge).  @packed: the
  * pages that the packer has not seen yet count at the share that the
- * snapshot's pages it has seen packed to, or else the increments' pages
- * it has seen (the first snapshot's, mostly code and zeroes, pack
- * better), so that the budget and the placement of snapshots see a
- * snapshot's size from the moment it is taken, not growing smaller
- * behind them.
+ * snapshot's pages it has seen packed to (at least pack_sample()'s), so
+ * that the budget and the placement of snapshots see a snapshot's size
+ * from the moment it is taken, not growing smaller behind them.
  */
 size_t tt_pages_bytes(const TTPages *p, uint64_t *with_data, bool packed)
 {
@@ -360,10 +351,6 @@ size_t tt_pages_bytes(const TTPages *p, uint64_t *with_data, bool packed)
     size_t bytes = qatomic_read(&p->bytes);
 
     *with_data = p->with_data;
-    if (!in) {
-        in = qatomic_read(&pack_in);
-        out = qatomic_read(&pack_out);
-    }
     if (packed && in && untried) {
         bytes -= untried * (page_size - (double)page_size * out / in);
     }
@@ -410,10 +397,11 @@ static GArray *page_array_merge(GArray *a, GArray *n)
 
 void tt_pages_merge(TTPages *older, TTPages *newer, bool older_is_base)
 {
-    bool unpacked = older->queued || newer->queued;
+    bool unpacked;
     guint b;
 
     pages_lock();
+    unpacked = older->queued || newer->queued;
     if (older->queued) {
         g_queue_remove(&pack_queue, older);
         older->queued = false;
@@ -474,7 +462,6 @@ TTPages *tt_pages_take(bool first, bool append)
     guint b;
 
     p->pages = g_new0(GArray *, blocks->len);
-    p->first = first;
     for (b = 0; b < blocks->len; b++) {
         p->pages[b] = take_block(block_at(b), first, append);
     }
