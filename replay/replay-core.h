@@ -312,6 +312,8 @@ void replay_tt_note_hit(void);
 
 /* replay-async.c: asynchronous events */
 void replay_async_init(void);
+/* From here on, deferred work goes through the log (replay_start()). */
+void replay_enable_events(void);
 void replay_async_clear(void);
 bool replay_async_pending(void);
 /* Run the callbacks waiting in the queue now, out of the log's order. */

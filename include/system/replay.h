@@ -205,21 +205,39 @@ void replay_timer_gone(QEMUTimer *ts);
 
 /* ---- asynchronous events ---- */
 
-/* Deliver the asynchronous events due now (record: the queued ones). */
-void replay_async_events(void);
-void replay_enable_events(void);
-bool replay_events_enabled(void);
-/* Drop queued asynchronous events (before a snapshot is loaded). */
-void replay_flush_events(void);
-
+/*
+ * Work that a device or the block layer defers to a bottom half runs at
+ * a position that the host decides; under record/replay it runs where
+ * the log says instead.  A caller hands the bottom half over rather than
+ * scheduling it, and never waits for it itself:
+ *
+ *     replay_bh_schedule_event(s->bh);          // right
+ *     qemu_bh_schedule(s->bh);                  // wrong: runs at once
+ *
+ *     if (replay_events_enabled()) {
+ *         return;          // right: the log delivers the completions
+ *     }
+ *     AIO_WAIT_WHILE(...); // wrong under record/replay: waits for ever
+ *
+ * Without record/replay both behave as the plain calls.
+ */
 void replay_bh_schedule_event(QEMUBH *bh);
 void replay_bh_schedule_oneshot_event(AioContext *ctx,
                                       QEMUBHFunc *cb, void *opaque);
+/* Deferred work is the log's to deliver (a drain must not wait for it). */
+bool replay_events_enabled(void);
 /*
  * qemu_bh_delete() tells: a time-travel snapshot that holds @bh queued
  * can no longer be restored.
  */
 void replay_bh_gone(QEMUBH *bh);
+/* The main loop: run the deferred work due now (record: all queued). */
+void replay_async_events(void);
+/* loadvm: the machine changes under the queue; drop what it holds. */
+void replay_flush_events(void);
+
+/* ---- keyboard and mouse, for ui/input.c ---- */
+
 void replay_input_event(QemuConsole *src, InputEvent *evt);
 void replay_input_sync_event(void);
 
