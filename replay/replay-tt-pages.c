@@ -245,7 +245,7 @@ bool tt_pages_start(Error **errp)
     unpacker = tt_packer_new(page_size, true);
     sampler = tt_packer_new(page_size, false);
     if (!unpacker || !sampler) {
-        error_setg(errp, "cannot set up zlib to unpack pages");
+        error_setg(errp, "cannot set up zstd to pack and unpack pages");
         return false;
     }
     qemu_mutex_init(&pack_lock);

@@ -11,7 +11,7 @@
  *                          to break
  *   replay-timetravel.c    the snapshots: taking, thinning, restoring
  *   replay-tt-pages.c      guest RAM in the snapshots, and the dirty log
- *   replay-tt-pack.c       one page, packed (zlib)
+ *   replay-tt-pack.c       one page, packed (zstd)
  *   replay-tt-policy.c     where snapshots go (pure functions)
  *
  * Each calls only those below it.
@@ -51,7 +51,7 @@ uint64_t tt_adapt_interval(const TTLayout *l, bool thinned, uint64_t used,
 
 /* ---- replay-tt-pack.c ---- */
 
-/* A zlib stream that packs pages, or unpacks them (@inflating). */
+/* A zstd context that packs pages, or unpacks them (@inflating). */
 typedef struct TTPacker TTPacker;
 
 TTPacker *tt_packer_new(size_t page_size, bool inflating);

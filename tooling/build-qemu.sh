@@ -12,15 +12,20 @@ flavour=${1:-qrr}
 src=$QRR_BUILD/$flavour/src
 bld=$QRR_BUILD/$flavour/qemu
 werror=--enable-werror
-extra=()
+# zstd packs time travel's snapshot pages (replay/replay-tt-pack.c);
+# upstream's replay has no use for it
+extra=(--enable-zstd)
 case "$flavour" in
+upstream)
+    extra=()
+    ;;
 sanitize|tsan)
     src=$QRR_BUILD/qrr/src
     # the sanitizers' instrumentation makes gcc warn where it does not
     werror=--disable-werror
-    extra=(--enable-asan --enable-ubsan)
+    extra+=(--enable-asan --enable-ubsan)
     # ThreadSanitizer cannot share a build with ASan
-    [ "$flavour" = tsan ] && extra=(--enable-tsan)
+    [ "$flavour" = tsan ] && extra=(--enable-zstd --enable-tsan)
     ;;
 esac
 
