@@ -232,10 +232,18 @@ void replay_tt_arm(void)
 
 /* ---- device state ---- */
 
+/*
+ * The device state, saved as a migration saves it: with the run state
+ * not "running".  The SCSI bus saves its queued requests only so (it
+ * asserts it: scsi-hd aborted the first snapshot).  The vCPU is at a
+ * quiet point and holds the BQL, so nothing runs meanwhile; runstate_set()
+ * calls no run-state notifier, so no device stops or starts for it.
+ */
 static bool tt_save_devices(TTSnapshot *s, Error **errp)
 {
     QIOChannelBuffer *bioc = qio_channel_buffer_new(256 * KiB);
     QEMUFile *f;
+    bool running;
     int ret;
 
     /*
@@ -250,7 +258,14 @@ static bool tt_save_devices(TTSnapshot *s, Error **errp)
     /* "globalstate" holds a run state only once one is stored */
     global_state_store_running();
     replay_state.tt_busy = true;
+    running = runstate_is_running();
+    if (running) {
+        runstate_set(RUN_STATE_SAVE_VM);
+    }
     ret = qemu_save_device_state(f);
+    if (running) {
+        runstate_set(RUN_STATE_RUNNING);
+    }
     replay_state.tt_busy = false;
     if (ret >= 0) {
         ret = qemu_fflush(f);
