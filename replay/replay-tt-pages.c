@@ -36,7 +36,8 @@
  * snapshot's pages also takes: between two chunks the packer lets a
  * waiting vCPU thread in (pack_waiters), so that a restore waits for at
  * most one chunk.  The memory a snapshot holds shrinks as its pages are
- * packed (tt_pages_bytes()).
+ * packed (tt_pages_bytes()).  A restore unpacks what it writes on two
+ * threads, the vCPU's and "tt-unpack" (unpack_all()).
  */
 
 #include "qemu/osdep.h"
@@ -235,6 +236,81 @@ static void pack_enqueue(TTPages *p)
     }
 }
 
+/*
+ * Unpacking in a restore.  A seek far back writes 15,000 to 25,000
+ * pages, most of them packed, and unpacking is most of its time: the
+ * vCPU thread unpacks the first half of them while the "tt-unpack"
+ * thread unpacks the second.  Both only read the snapshots' pages, which
+ * pack_lock (held by the restore) keeps as they are, and each writes
+ * guest pages of its own; the semaphores order the two.
+ */
+typedef struct TTUnpackJob {
+    uint8_t *dst;
+    const TTPage *pg;
+} TTUnpackJob;
+
+/* fewer packed pages than this are not worth waking the helper for */
+#define UNPACK_SPLIT 64
+
+static struct {
+    QemuSemaphore go, done;
+    TTPacker *pk;
+    const TTUnpackJob *jobs;
+    size_t n;
+    const TTPage *failed;
+} unpack_helper;
+
+/* Unpack @n @jobs; the first page that does not unpack, or NULL. */
+static const TTPage *unpack_run(TTPacker *pk, const TTUnpackJob *jobs,
+                                size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (!tt_unpack_page(pk, jobs[i].pg->data, jobs[i].pg->len,
+                            jobs[i].dst, page_size)) {
+            return jobs[i].pg;
+        }
+    }
+    return NULL;
+}
+
+static void *unpack_thread(void *opaque)
+{
+    for (;;) {
+        qemu_sem_wait(&unpack_helper.go);
+        unpack_helper.failed = unpack_run(unpack_helper.pk,
+                                          unpack_helper.jobs,
+                                          unpack_helper.n);
+        qemu_sem_post(&unpack_helper.done);
+    }
+    return NULL;
+}
+
+static void unpack_all(GArray *jobs)
+{
+    const TTUnpackJob *j = (const TTUnpackJob *)jobs->data;
+    size_t half = jobs->len >= UNPACK_SPLIT ? jobs->len / 2 : 0;
+    const TTPage *failed;
+
+    if (half) {
+        unpack_helper.jobs = j + jobs->len - half;
+        unpack_helper.n = half;
+        qemu_sem_post(&unpack_helper.go);
+    }
+    failed = unpack_run(unpacker, j, jobs->len - half);
+    if (half) {
+        qemu_sem_wait(&unpack_helper.done);
+        failed = failed ?: unpack_helper.failed;
+    }
+    if (failed) {
+        /* our own packing: it unpacks, or memory is corrupt */
+        error_report("record/replay: page %" PRIu64 " of a time-travel "
+                     "snapshot does not unpack", failed->index);
+        abort();
+    }
+}
+
 bool tt_pages_start(Error **errp)
 {
     QemuThread th;
@@ -243,11 +319,16 @@ bool tt_pages_start(Error **errp)
     blocks = g_array_new(false, true, sizeof(TTBlock));
     qemu_ram_foreach_block(add_block, NULL);
     unpacker = tt_packer_new(page_size, true);
+    unpack_helper.pk = tt_packer_new(page_size, true);
     sampler = tt_packer_new(page_size, false);
-    if (!unpacker || !sampler) {
+    if (!unpacker || !unpack_helper.pk || !sampler) {
         error_setg(errp, "cannot set up zstd to pack and unpack pages");
         return false;
     }
+    qemu_sem_init(&unpack_helper.go, 0);
+    qemu_sem_init(&unpack_helper.done, 0);
+    qemu_thread_create(&th, "tt-unpack", unpack_thread, NULL,
+                       QEMU_THREAD_DETACHED);
     qemu_mutex_init(&pack_lock);
     qemu_cond_init(&pack_cond);
     g_queue_init(&pack_queue);
@@ -493,16 +574,20 @@ static void page_written(TTBlock *blk, unsigned long i)
     }
 }
 
-/* Write each page in @need from the latest of @snaps up to @k that has it. */
+/*
+ * Write each page in @need from the latest of @snaps up to @k that has
+ * it; a packed one is only noted in @jobs, for unpack_all().
+ */
 static uint64_t restore_block(guint b, unsigned long *need,
-                              TTPages *const *snaps, unsigned k)
+                              TTPages *const *snaps, unsigned k,
+                              GArray *jobs)
 {
     TTBlock *blk = block_at(b);
-    uint64_t written = 0;
+    uint64_t left = bitmap_count_one(need, blk->npages), written = 0;
     unsigned long i;
     int n;
 
-    for (n = k; n >= 0; n--) {
+    for (n = k; n >= 0 && left; n--) {
         GArray *pages = snaps[n]->pages[b];
         guint x;
 
@@ -514,14 +599,9 @@ static uint64_t restore_block(guint b, unsigned long *need,
                 continue;
             }
             if (pg->data && pg->len < page_size) {
-                /* our own packing: it unpacks, or memory is corrupt */
-                if (!tt_unpack_page(unpacker, pg->data, pg->len, dst,
-                                    page_size)) {
-                    error_report("record/replay: page %" PRIu64 " of a "
-                                 "time-travel snapshot does not unpack",
-                                 pg->index);
-                    abort();
-                }
+                TTUnpackJob job = { .dst = dst, .pg = pg };
+
+                g_array_append_val(jobs, job);
             } else if (pg->data) {
                 memcpy(dst, pg->data, page_size);
             } else {
@@ -529,6 +609,7 @@ static uint64_t restore_block(guint b, unsigned long *need,
             }
             page_written(blk, pg->index);
             written++;
+            left--;
         }
     }
     /* what no snapshot has was zero in the first */
@@ -559,6 +640,7 @@ static void mark_between(unsigned long *need, TTPages *const *snaps,
 uint64_t tt_pages_restore(TTPages *const *snaps, unsigned n, unsigned k,
                           int base)
 {
+    g_autoptr(GArray) jobs = g_array_new(false, false, sizeof(TTUnpackJob));
     uint64_t written = 0;
     guint b;
 
@@ -579,11 +661,12 @@ uint64_t tt_pages_restore(TTPages *const *snaps, unsigned n, unsigned k,
         }
         /* RAM is snapshot k's: it differs from the tip's by what is after */
         mark_between(newtip, snaps, b, k, n - 1);
-        written += restore_block(b, need, snaps, k);
+        written += restore_block(b, need, snaps, k, jobs);
         g_free(blk->since_tip);
         blk->since_tip = newtip;
         bitmap_zero(blk->since_base, blk->npages);
     }
+    unpack_all(jobs);
     pages_unlock();
     return written;
 }
