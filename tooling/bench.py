@@ -1110,7 +1110,12 @@ def lt_gdb_results(recs, timed_out, res):
 
 def lt_seeks(q, arch, d, end, n, rng, res):
     """replay-seek to @n random positions, each timed to its STOP, then
-    the machine's state there noted as a landing."""
+    the machine's state there noted as a landing.  Each time is also
+    filed under 'seek visited' or 'seek first': a seek within the
+    history the replay has run through so far, or past the furthest
+    point it reached (a first visit, which can only run forward)."""
+    furthest = max([q.qmp.ok('query-replay')['icount']] +
+                   [x['icount'] for x in res.get('landings', [])])
     for target in [rng.randrange(1, end - 1000) for _ in range(n)]:
         qmp_settled(q)
         t0 = time.monotonic()
@@ -1120,7 +1125,11 @@ def lt_seeks(q, arch, d, end, n, rng, res):
         except socket.timeout:
             res.setdefault('seek', []).append('timeout')
             return False
-        res.setdefault('seek', []).append(time.monotonic() - t0)
+        secs = time.monotonic() - t0
+        res.setdefault('seek', []).append(secs)
+        res.setdefault('seek first' if target > furthest else
+                       'seek visited', []).append(secs)
+        furthest = max(furthest, target)
         got = q.qmp.ok('query-replay')['icount']
         regs, ram = qmp_state(q, arch, d)
         res.setdefault('landings', []).append(
@@ -1416,13 +1425,21 @@ def lt_table(arch, runs, results, timeout):
               cell, ratio=num)
         t.row('… how far back its hit was',
               lambda runs, d=dist: lt_rc_back(runs, d))
-    for name, stat, target in (
-            ('median', statistics.median, ''),
-            ('p90', lambda v: percentile(v, 90), '≤ 0.5 s'),
-            ('max', max, '')):
-        cell, num = t.pooled('seek', stat)
-        t.row(f'replay-seek to random positions, {name} (s)', cell, target,
-              num)
+    for key, what, targets in (
+            ('seek', 'to random positions', ('', '', '')),
+            ('seek visited', 'within the history replayed so far',
+             ('', '≤ 0.5 s', '')),
+            ('seek first', 'past the furthest point replayed (first visits)',
+             ('', '', ''))):
+        if key != 'seek':
+            t.row(f'replay-seek {what}: how many', lambda runs, k=key:
+                  str(len(lt_pooled(runs, k, timeout)[0])))
+        for name, stat, target in zip(
+                ('median', 'p90', 'max'),
+                (statistics.median, lambda v: percentile(v, 90), max),
+                targets):
+            cell, num = t.pooled(key, stat)
+            t.row(f'replay-seek {what}, {name} (s)', cell, target, num)
     t.row('snapshots held', lt_snapshots, '≤ rrbudget')
     t.row('replay peak RSS (MiB)', lt_rss)
     t.row('landings equal to a forward-only replay (registers, RAM)',
@@ -1469,7 +1486,13 @@ around `gdb.execute()` in gdb's Python.
   rate of the 10 s between the two sethostname hits.
 * *replay-seek*: after the gdb session, {LT_SEEKS["qrr"]} (upstream:
   {LT_SEEKS["upstream"]}) positions drawn uniformly from the whole
-  recording, in that random order.
+  recording, in that random order.  A seek *within the history replayed
+  so far* goes to a position at or before the furthest point the replay
+  has reached (the gdb session's last stop, then the furthest seek); a
+  *first visit* goes past it and can only replay forward to it, at the
+  forward replay's speed: no snapshot exists there yet.  The target
+  speaks of the first kind; the second is the forward replay row's
+  speed over the distance, and is shown for what it is.
 * *snapshots held*: QMP `query-replay-snapshots` at the end.
 * *landings*: after each reverse-stepi, reverse-continue and seek, the
   registers (HMP `info registers`) and a SHA-256 of guest RAM (`pmemsave`
