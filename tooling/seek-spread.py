@@ -7,9 +7,13 @@
 # replayed (from the snapshot before the target) and a summary.  A
 # diagnostic for qrr's snapshot placement, not a comparison: upstream
 # takes some 30 s per seek here (see docs/system/replay-bench.md).
+# --guest linux records the Linux guest of the bench's linuxtt section
+# instead (disk, network, qrr.load=60): the same seeks, after a first
+# one to 99 % that crosses the whole recording (the bench's own seeks
+# come after a gdb session); a budget of "default" passes none (2x RAM).
 #
-#   seek-spread.py [--arch x86_64|aarch64] [--budgets 128M,256M]
-#                  [--seeks N] [--keep DIR]
+#   seek-spread.py [--arch x86_64|aarch64] [--guest bench|linux]
+#                  [--budgets 128M,256M,default] [--seeks N] [--keep DIR]
 #
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -39,9 +43,10 @@ def seek(q, target):
     return secs, cpu
 
 
-def spread(arch, d, end, budget, n):
+def spread(arch, d, end, budget, n, guest=None):
     q = bench.TTQemu('qrr', arch, 'replay', d, f'replay-{budget}', 600,
-                     f',rrbudget={budget}')
+                     '' if budget == 'default' else f',rrbudget={budget}',
+                     guest=guest)
     try:
         secs, _ = seek(q, end * 99 // 100)
         print(f'rrbudget={budget}: seek to 99 % {secs:.1f} s', flush=True)
@@ -69,6 +74,7 @@ def spread(arch, d, end, budget, n):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--arch', default='x86_64', choices=sorted(bench.GUEST))
+    ap.add_argument('--guest', default='bench', choices=('bench', 'linux'))
     ap.add_argument('--budgets', default='128M')
     ap.add_argument('--seeks', type=int, default=24)
     ap.add_argument('--keep', type=Path,
@@ -77,15 +83,30 @@ def main():
     args = ap.parse_args()
     d = args.keep or Path(tempfile.mkdtemp(prefix='qrr-seek-spread-'))
     d.mkdir(parents=True, exist_ok=True)
-    if (d / 'end').exists():
-        end = int((d / 'end').read_text())
-    else:
-        secs, end = bench.tt_record('qrr', args.arch, d, 600)
-        (d / 'end').write_text(f'{end}\n')
-        print(f'recorded {end / 1e9:.1f} G instructions in {secs:.1f} s',
-              flush=True)
-    for budget in args.budgets.split(','):
-        spread(args.arch, d, end, budget, args.seeks)
+    guest = server = None
+    if args.guest == 'linux':
+        (d / 'www').mkdir(exist_ok=True)
+        server = bench.LTServer(d / 'www')
+        # the replay's command line must be the recording's: same URL
+        url = d / 'url'
+        if not url.exists():
+            url.write_text(server.url)
+        guest = bench.lt_args('qrr', args.arch, d, url.read_text().strip())
+    try:
+        if (d / 'end').exists():
+            end = int((d / 'end').read_text())
+        else:
+            if guest:
+                bench.qcow2_create('qrr', d / 'disk.qcow2', '16M')
+            secs, end = bench.tt_record('qrr', args.arch, d, 600, guest)
+            (d / 'end').write_text(f'{end}\n')
+            print(f'recorded {end / 1e9:.1f} G instructions in {secs:.1f} s',
+                  flush=True)
+        for budget in args.budgets.split(','):
+            spread(args.arch, d, end, budget, args.seeks, guest)
+    finally:
+        if server:
+            server.httpd.shutdown()
     return 0
 
 
