@@ -8,6 +8,20 @@
 # ('ahci+scsi-hd', 'e1000e+virtio-net-pci'): the guest checks both disks
 # (each its own image) and fetches the file through each NIC.
 #
+# Each cell of the matrix (test_disk_and_net_replay) also loads the hooks:
+# the guest writes HEAVY's tens of MiB to its first disk with writers in
+# parallel whose O_DIRECT requests overlap in flight, downloads a file of
+# several MiB (it too changes before the replay) and uploads several MiB
+# that the server answers with their size, md5 and the upload's number.
+# The replay must print the recorded answer while the server sees no new
+# upload (filter-replay gives the guest the recorded packets).  The cell's
+# replay then travels in time: from the recorded end back to the middle of
+# the guest's workloads and on to the end again, printing what the
+# recording printed from there once more, byte for byte.  A cell whose
+# device keeps no state (nvme) has time travel turned off: its seek back
+# must be refused naming the device.  (This step found that a snapshot
+# aborted QEMU with a SCSI disk: scsi-hd, usb-storage.)
+#
 #   QRR_MATRIX=full   every cell of the device matrix (else a subset)
 #   QRR_REPEAT=N      N record/replay pairs per cell
 #
@@ -77,6 +91,15 @@ SUBSET = [('pc', 'ide-hd', 'e1000'),
 CELLS = FULL if os.environ.get('QRR_MATRIX') == 'full' else SUBSET
 
 DISK_SIZE = 4 << 20
+# The image's virtual size: room for qrr.diskmib's N MiB from 8 MiB on
+# (the content past DISK_SIZE reads as zeros).
+IMAGE_SIZE = 64 << 20
+
+# The matrix's loads: qrr.diskmib (MiB), the download (bytes), the upload
+# (KiB).  CI's subset runs them smaller.
+HEAVY = ({'diskmib': 32, 'get': 8 << 20, 'put': 4096}
+         if os.environ.get('QRR_MATRIX') == 'full' else
+         {'diskmib': 8, 'get': 2 << 20, 'put': 1024})
 
 
 def sha256(path):
@@ -88,6 +111,7 @@ def make_disk(tmp_path_factory, seed):
     raw = d / 'disk.raw'
     data = random.Random(seed).randbytes(DISK_SIZE)
     raw.write_bytes(data)
+    os.truncate(raw, IMAGE_SIZE)
     img = d / 'disk.qcow2'
     subprocess.run([str(q.QEMU_BUILD / 'qemu-img'), 'convert', '-f', 'raw',
                     '-O', 'qcow2', str(raw), str(img)], check=True)
@@ -107,13 +131,16 @@ def disk2(tmp_path_factory):
 
 
 class Server:
-    """An HTTP server on 127.0.0.1 serving one file whose content we set."""
+    """An HTTP server on 127.0.0.1 serving files whose content we set,
+    and taking uploads (POST): it answers each with the size and md5 it
+    received and the upload's number, and counts them."""
 
     def __init__(self, root):
         self.root = root
         handler = functools.partial(Quiet, directory=str(root))
         self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
                                                      handler)
+        self.httpd.uploads = []
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -121,14 +148,44 @@ class Server:
         (self.root / 'file.txt').write_text(text)
         return hashlib.md5(text.encode()).hexdigest()
 
+    def set_big(self, size, seed):
+        """big.bin: @size random bytes; returns (size, md5)."""
+        data = random.Random(seed).randbytes(size)
+        (self.root / 'big.bin').write_bytes(data)
+        return size, hashlib.md5(data).hexdigest()
+
+    @property
+    def uploads(self):
+        """(size, md5) of every upload so far."""
+        return list(self.httpd.uploads)
+
     @property
     def url(self):
         return f'http://10.0.2.2:{self.port}/file.txt'
+
+    @property
+    def big_url(self):
+        return f'http://10.0.2.2:{self.port}/big.bin'
+
+    @property
+    def upload_url(self):
+        return f'http://10.0.2.2:{self.port}/upload'
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+    def do_POST(self):
+        data = self.rfile.read(int(self.headers['Content-Length']))
+        uploads = self.server.uploads
+        uploads.append((len(data), hashlib.md5(data).hexdigest()))
+        body = f'{len(data)} {uploads[-1][1]} upload {len(uploads)}\n'
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/plain')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
 
 
 @pytest.fixture(scope='module')
@@ -180,8 +237,172 @@ def field(out, name):
                          ids=['-'.join(c) for c in CELLS])
 def test_disk_and_net_replay(tmp_path, disk, disk2, server, machine,
                              disk_kind, nic, run):
-    check_disk_and_net(tmp_path, disk, server, machine, disk_kind, nic,
-                       f'{run} {random.random()}', disk2=disk2)
+    check_heavy_and_time_travel(tmp_path, disk, disk2, server, machine,
+                                disk_kind, nic, f'{run} {random.random()}')
+
+
+def test_upload_answer_numbers_each_upload(server):
+    """The server's answer to an upload names its number: a replay that
+    really uploaded again (instead of getting the recorded packets) would
+    print another answer than the recording's, and the server would count
+    one upload more."""
+    import urllib.request
+    url = f'http://127.0.0.1:{server.port}/upload'
+    body = random.Random(3).randbytes(100000)
+    before = len(server.uploads)
+    answers = [urllib.request.urlopen(url, data=body).read()
+               for _ in range(2)]
+    md5 = hashlib.md5(body).hexdigest()
+    assert answers == [f'100000 {md5} upload {before + k}\n'.encode()
+                       for k in (1, 2)], answers
+    assert server.uploads[before:] == [(100000, md5)] * 2
+
+
+def heavy_append(server):
+    """The kernel command line's part for HEAVY's loads."""
+    return (f' qrr.diskmib={HEAVY["diskmib"]} qrr.netget={server.big_url}'
+            f' qrr.netput={HEAVY["put"]}@{server.upload_url}')
+
+
+def upload_answer(out):
+    """The guest's netput-sent (size, md5) and the server's answer
+    (size, md5, upload number) that it printed."""
+    sent = re.search(rb'^netput-sent: (\d+) ([0-9a-f]{32})\r?$', out, re.M)
+    got = re.search(rb'^netput-answer: (\d+) ([0-9a-f]{32}) upload (\d+)'
+                    rb'\r?$', out, re.M)
+    assert sent and got, 'no upload in the guest output'
+    return ((int(sent.group(1)), sent.group(2).decode()),
+            (int(got.group(1)), got.group(2).decode(), int(got.group(3))))
+
+
+def check_heavy_and_time_travel(tmp_path, disk, disk2, server, machine,
+                                disk_kind, nic, tag):
+    """A cell of the matrix under HEAVY's loads: record with the files
+    served as "recorded content @tag" and a random big.bin, replay with
+    both changed; the replay prints the recorded disk, files and upload
+    answer, the server sees no upload, and the replay's time travel (see
+    time_travel_step) prints what the recording printed from the middle
+    of the workloads on once more."""
+    image, md5_first_mib = disk
+    image2, md5_2 = disk2 if '+' in disk_kind else (None, None)
+    arch = q.MACHINES[machine][0]
+    args = device_args(machine, disk_kind, nic, image, server.url, image2)
+    args[args.index('-append') + 1] += heavy_append(server)
+    log = tmp_path / 'dev.rr'
+    images = [image] + ([image2] if image2 else [])
+    image_sha = [sha256(i) for i in images]
+
+    recorded_md5 = server.set(f'recorded content {tag}\n')
+    big = server.set_big(HEAVY['get'], tag)
+    uploads = len(server.uploads)
+    rec = q.run(arch, args + q.icount_opt('record', log))
+    assert rec.rc == 0, 'record failed: ' + rec.describe()
+    assert [sha256(i) for i in images] == image_sha, \
+        'record wrote the disk image'
+    recorded = rec.guest_output()
+    (tmp_path / 'record.out').write_bytes(recorded)
+    assert b'failed' not in recorded, rec.describe()
+    assert len(server.uploads) == uploads + 1, server.uploads
+    sent, answer = upload_answer(recorded)
+    assert sent == (HEAVY['put'] * 1024, sent[1]), sent
+    assert answer == sent + (uploads + 1,), (sent, answer)
+    assert server.uploads[-1] == sent
+
+    server.set('the file changed after the recording\n')
+    server.set_big(HEAVY['get'] // 2, f'changed {tag}')
+    out = time_travel_step(tmp_path, arch, args, log, recorded, disk_kind)
+    assert [sha256(i) for i in images] == image_sha, \
+        'replay wrote the disk image'
+    assert len(server.uploads) == uploads + 1, \
+        f'the replay uploaded again: {server.uploads}'
+    assert field(out, 'disk-md5') == md5_first_mib
+    assert field(out, 'write-md5') == field(out, 'read-md5')
+    assert field(out, 'diskmib-cache') == field(out, 'diskmib-disk')
+    assert field(out, 'http') == recorded_md5
+    assert re.search(rb'^netget: ' + f'{big[0]} {big[1]}'.encode() +
+                     rb'\r?$', out, re.M), 'not the recorded download'
+    assert upload_answer(out) == (sent, answer)
+    if image2:
+        assert field(out, 'disk2-md5') == md5_2
+        assert field(out, 'write2-md5') == field(out, 'read2-md5')
+    if '+' in nic:
+        assert field(out, 'http2') == recorded_md5
+    assert b'recorded content' in out
+    assert b'the file changed' not in out
+
+
+def workload_middle(log, recorded):
+    """The instruction count halfway between the guest's first line
+    (QRR-GUEST begin) and its last (QRR-GUEST end), from the log's
+    char-write events (one per byte the guest printed).  Not the middle
+    of the whole recording: that is in the boot, before the guest's
+    /init has printed anything (the kernel's decompression and firmware
+    take about half the instructions)."""
+    at = [e['icount'] for e in q.log_events(log) if e['kind'] == 'char-write'
+          for _ in range(e['args']['result'])]
+    first = recorded.index(b'QRR-GUEST begin')
+    last = recorded.index(b'QRR-GUEST end')
+    assert len(at) >= last, (len(at), last)
+    return (at[first] + at[last]) // 2
+
+
+def time_travel_step(tmp_path, arch, args, log, recorded, disk_kind):
+    """Replay @log paused under QMP: seek forward to the middle of the
+    guest's workloads (noting how much the guest had printed there) and
+    on to the recorded end, where the guest has printed all of
+    @recorded; then back to the middle and on to the end: from the middle
+    on, the serial output is the recording's again.  With nvme (no device
+    state) the seek back is refused, naming it, and the replay goes on to
+    the end as recorded.  Returns the output of the replay's first pass."""
+    from test_timetravel import Replay, log_end
+
+    mid = workload_middle(log, recorded)
+    r = Replay(tmp_path, arch, args, log)
+    try:
+        end = log_end(r)
+        assert r.qmp.seek(mid) == mid, r.stderr()
+        at_mid = r.serial.stat().st_size
+        assert b'QRR-GUEST begin' in recorded[:at_mid], recorded[:at_mid]
+        assert 0 < r.qmp.seek(end) <= end, r.stderr()
+        first = r.serial.read_bytes()
+        assert first == recorded, 'replay differs from the recording: ' + \
+            diff_at(recorded, first)
+        e = r.qmp.cmd('replay-seek', icount=mid)
+        if 'nvme' in disk_kind:
+            assert 'error' in e, e
+            desc = e['error']['desc']
+            assert 'time travel is off' in desc and 'nvme' in desc, desc
+            print(f'time travel step refused as it must be: {desc}')
+            r.qmp.ok('cont')
+            assert r.wait() == 0, r.stderr()
+            assert r.serial.read_bytes() == recorded
+        else:
+            assert 'return' in e, e
+            r.qmp.wait_event('STOP')
+            assert r.qmp.ok('query-replay')['icount'] == mid
+            before = r.serial.stat().st_size
+            r.qmp.ok('cont')
+            assert r.wait() == 0, r.stderr()
+            tail = r.serial.read_bytes()[before:]
+            assert tail == recorded[at_mid:], \
+                'after the seek back to the middle: ' + \
+                diff_at(recorded[at_mid:], tail)
+            # the second half holds the workloads' random data
+            assert b'netput-answer' in tail, tail
+        err = r.stderr()
+        assert 'diverged' not in err and 'error' not in err.lower(), err
+        return first
+    finally:
+        r.quit()
+
+
+def diff_at(want, got):
+    """Where @got first differs from @want, lines around it."""
+    i = next((k for k, (a, b) in enumerate(zip(want, got)) if a != b),
+             min(len(want), len(got)))
+    return (f'first difference at byte {i} (lengths {len(want)}, '
+            f'{len(got)})\n  want: {want[max(0, i - 200):i + 200]!r}\n'
+            f'  got:  {got[max(0, i - 200):i + 200]!r}')
 
 
 def check_disk_and_net(tmp_path, disk, server, machine, disk_kind, nic,
