@@ -10,8 +10,12 @@
 # (replay-break) a few instructions before each recorded input and given
 # other input there while it runs on.  Each replay must print exactly what
 # the recording printed, hand the devices exactly the recorded events
-# (ui's input_event_* trace points) and exit 0.  The PS/2 keyboard and
-# mouse are test_input.py's (a bare-metal guest).
+# (ui's input_event_* trace points) and exit 0.  A third replay travels
+# in time over the input: to the recorded end, back to before the first
+# input (a restore of the USB or virtio controller with the guest's
+# transfers queued on it) and on to the end: the guest reads the recorded
+# events once more.  The PS/2 keyboard and mouse are test_input.py's (a
+# bare-metal guest).
 #
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -23,8 +27,8 @@ import time
 import pytest
 
 import qrrtest as q
-from qrrlive import LiveQemu, TRACE, abs_, btn, delivered, inject_steps, \
-    input_icounts, key
+from qrrlive import DELIVERED, LiveQemu, TRACE, abs_, btn, delivered, \
+    inject_steps, input_icounts, key
 from qrrlive import replay_with_live_input as live_replay
 
 FULL = os.environ.get('QRR_FULL') == '1'
@@ -56,6 +60,7 @@ FULL_CELLS = {'q35-usb', 'pc-virtio-pci', 'virt-virtio-pci'}
 SECONDS = 10        # of guest time the guest reads input for
 WAIT = 60           # seconds for the guest to show an injection's effect
 BEFORE = 500        # stop the replay this many instructions before an input
+TT_BACK = 20000000  # the time-travel replay goes back this far before it
 
 # Linux event types and codes (linux/input-event-codes.h)
 EV_KEY, EV_ABS = 1, 3
@@ -192,3 +197,37 @@ def test_input_replays(tmp_path, cell):
     # and none of it reached a device
     assert delivered(rep) == delivered(rec), rep.describe()
     assert b'error' not in rep.err.lower(), rep.describe()
+
+    travel(tmp_path, arch, args, log, rec, stops[0] - TT_BACK)
+
+
+def travel(tmp_path, arch, args, log, rec, back):
+    """Replay @log paused under QMP: seek to the recorded end, then back
+    to @back (before the first input) and run on to the end.  From @back
+    on, the guest prints the recording's output again, with every input
+    event it read, and the devices get the recorded events again."""
+    from test_timetravel import Replay, log_end
+
+    recorded = rec.guest_output()
+    r = Replay(tmp_path, arch, args, log)
+    try:
+        end = log_end(r)
+        assert 0 < r.qmp.seek(end) <= end, r.stderr()
+        assert r.serial.read_bytes() == recorded, r.stderr()
+        first = len(DELIVERED.findall(r.stderr()))
+        assert r.qmp.seek(back) == back, r.stderr()
+        before = r.serial.stat().st_size
+        r.qmp.ok('cont')
+        assert r.wait() == 0, r.stderr()
+        tail = r.serial.read_bytes()[before:]
+        err = r.stderr()
+    finally:
+        r.quit()
+    assert 'diverged' not in err and 'error' not in err.lower(), err
+    assert recorded.endswith(tail), (tail[-2000:], recorded[-2000:])
+    raw = [m.groups() for m in EVENT.finditer(recorded)]
+    assert raw and [m.groups() for m in EVENT.finditer(tail)] == raw, tail
+    again = DELIVERED.findall(err)[first:]
+    want = delivered(rec)
+    # @back is before the first input: all of it again
+    assert again == want, (again, want)
