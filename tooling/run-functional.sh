@@ -8,4 +8,5 @@ if [ $# -eq 0 ]; then
     set -- tests/functional/qrr
 fi
 export PYTHONPATH=$QRR_BUILD/qrr/src/python${PYTHONPATH:+:$PYTHONPATH}
-exec /usr/bin/python3 -m pytest -v -p no:cacheprovider "$@"
+# --durations: the slowest tests, to keep make check within CI's budget
+exec /usr/bin/python3 -m pytest -v -p no:cacheprovider --durations=25 "$@"
