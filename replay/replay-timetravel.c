@@ -87,6 +87,7 @@
 #include "qemu/option.h"
 #include "qemu/timer.h"
 #include "qemu/units.h"
+#include "qom/object.h"
 #include "exec/cputlb.h"
 #include "exec/tb-flush.h"
 #include "io/channel-buffer.h"
@@ -232,12 +233,25 @@ void replay_tt_arm(void)
 
 /* ---- device state ---- */
 
+/* The machine has a SCSI bus (scsi-hd, usb-storage) */
+static bool tt_has_scsi_bus(void)
+{
+    bool ambiguous = false;
+
+    return object_resolve_path_type("", "SCSI", &ambiguous) || ambiguous;
+}
+
 /*
- * The device state, saved as a migration saves it: with the run state
- * not "running".  The SCSI bus saves its queued requests only so (it
- * asserts it: scsi-hd aborted the first snapshot).  The vCPU is at a
- * quiet point and holds the BQL, so nothing runs meanwhile; runstate_set()
- * calls no run-state notifier, so no device stops or starts for it.
+ * The device state.  With a SCSI bus, it is saved as a migration saves
+ * it, with the run state not "running": the SCSI bus saves its queued
+ * requests only so (it asserts it: scsi-hd aborted the first snapshot).
+ * The vCPU is at a quiet point and holds the BQL, so nothing runs
+ * meanwhile; runstate_set() calls no run-state notifier, so no device
+ * stops or starts for it.  Only with a SCSI bus: other machines keep
+ * saving as before while a divergence after restores on virt
+ * (test_linux_snapshots_while_the_guest_sends: 2 of 3 runs failed with
+ * the switch for every machine, 0 of 4 without it, 1 of 3 with it only
+ * here) is not understood.
  */
 static bool tt_save_devices(TTSnapshot *s, Error **errp)
 {
@@ -258,7 +272,7 @@ static bool tt_save_devices(TTSnapshot *s, Error **errp)
     /* "globalstate" holds a run state only once one is stored */
     global_state_store_running();
     replay_state.tt_busy = true;
-    running = runstate_is_running();
+    running = runstate_is_running() && tt_has_scsi_bus();
     if (running) {
         runstate_set(RUN_STATE_SAVE_VM);
     }
