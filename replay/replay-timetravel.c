@@ -246,9 +246,9 @@ static bool tt_has_scsi_bus(void)
  * meanwhile; runstate_set() calls no run-state notifier, so no device
  * stops or starts for it.  Only with a SCSI bus: other machines keep
  * saving as before while a divergence after restores on virt
- * (test_linux_snapshots_while_the_guest_sends: 2 of 3 runs failed with
- * the switch for every machine, 0 of 4 without it, 1 of 3 with it only
- * here) is not understood.
+ * (test_linux_snapshots_while_the_guest_sends, "an exception the
+ * recording does not have") is not understood: with the switch for
+ * every machine it failed 2 of 5 runs, with it only here 0 of 5.
  */
 static bool tt_save_devices(TTSnapshot *s, Error **errp)
 {
