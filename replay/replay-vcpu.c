@@ -242,11 +242,15 @@ bool replay_exception(void)
          */
         h = replay_head_peek();
         if (h && h->icount > replay_icount()) {
+            CPUState *cpu = current_cpu;
+
             replay_fatal("record/replay: replay diverged at icount %" PRIu64
-                         " (after %s): the vCPU raised an exception that "
-                         "the recording does not have; the log's next event "
-                         "is %s at icount %" PRIu64, replay_icount(),
-                         replay_state.last_kind_name,
+                         " (after %s): vCPU %d raised exception %d at pc "
+                         "0x%" PRIx64 ", which the recording does not "
+                         "have; the log's next event is %s at icount %"
+                         PRIu64, replay_icount(),
+                         replay_state.last_kind_name, cpu->cpu_index,
+                         cpu->exception_index, (uint64_t)cpu->cc->get_pc(cpu),
                          replay_event_name(h->kind), h->icount);
         }
         return false;
