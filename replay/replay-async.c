@@ -288,6 +288,7 @@ static void deliver_net(const ReplayAsync *a)
 {
     ReplayNetState *rns = NULL;
     struct iovec iov = { .iov_base = a->data, .iov_len = a->len };
+    ssize_t ret;
 
     if (a->arg[0] >= 0 && a->arg[0] < netfilters->len) {
         rns = g_ptr_array_index(netfilters, a->arg[0]);
@@ -298,8 +299,10 @@ static void deliver_net(const ReplayAsync *a)
                      "does not exist in this run", replay_icount(),
                      a->arg[0]);
     }
-    qemu_netfilter_pass_to_next(rns->nfs->netdev, a->arg[1], &iov, 1,
-                                rns->nfs);
+    ret = qemu_netfilter_pass_to_next(rns->nfs->netdev, a->arg[1], &iov, 1,
+                                      rns->nfs);
+    /* 0: the NIC cannot take it now, its queue holds it */
+    trace_replay_net_deliver(a->arg[0], a->len, ret);
 }
 
 static void async_deliver(ReplayAsync *a)
