@@ -123,6 +123,7 @@ static struct {
     bool warned_budget;
     bool held;                  /* a move walks the snapshots by index */
     bool resetting;             /* tt_abandon_position() resets */
+    bool check;                 /* -icount rrcheck=on */
     uint64_t budget;
     uint64_t interval;
     uint64_t next_at;           /* icount of the next snapshot */
@@ -210,6 +211,7 @@ void replay_tt_configure(QemuOpts *opts)
 
     tt.budget_set = b != NULL;
     tt.budget = qemu_opt_get_size(opts, "rrbudget", 0);
+    tt.check = qemu_opt_get_bool(opts, "rrcheck", false);
     tt.interval = TT_INTERVAL_INITIAL;
     tt.speed_icount = UINT64_MAX;
     tt.snaps = g_ptr_array_new();
@@ -427,7 +429,7 @@ static bool tt_take_first(Error **errp)
         /* the guest's RAM (-m), not flash and ROMs */
         tt.budget = MAX(2 * current_machine->ram_size, 64 * MiB);
     }
-    return tt_pages_start(errp);
+    return tt_pages_start(tt.check, errp);
 }
 
 /*
@@ -537,8 +539,11 @@ static void tt_take(void)
     s->engine = replay_engine_save();
     s->parts = replay_participants_save();
     s->taken_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
-    s->pages = tt_pages_take(first, append);
+    s->pages = tt_pages_take(first, append, !first &&
+                             !replay_pos_cmp(&tt.base, &snap_at(p)->pos));
     bql_unlock();
+    /* rrcheck's comparison is not what a snapshot costs: no wider gaps */
+    t0 += tt_pages_check_ns();
 
     tt_snapshot_account(s);
     tt.used += s->bytes;

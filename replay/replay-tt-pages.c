@@ -38,6 +38,16 @@
  * most one chunk.  The memory a snapshot holds shrinks as its pages are
  * packed (tt_pages_bytes()).  A restore unpacks what it writes on two
  * threads, the vCPU's and "tt-unpack" (unpack_all()).
+ *
+ * Checking (-icount rrcheck=on).  Whatever writes guest RAM must tell the
+ * dirty log (a store through the TLB, the memory API, a DMA unmap); a
+ * write that does not leaves the next snapshot without it, and a replay
+ * restored there goes another way, much later.  With the check, each
+ * RAMBlock has a copy of its RAM as the snapshot taken or restored last
+ * has it: a new snapshot's pages are written into the copy, which must
+ * then equal the RAM; a page that does not is reported (check_block()),
+ * naming the first word that differs.  AArch64's page table walker
+ * setting a descriptor's Access Flag was one such write (patch 0036).
  */
 
 #include "qemu/osdep.h"
@@ -47,6 +57,7 @@
 #include "qemu/atomic.h"
 #include "qemu/error-report.h"
 #include "qemu/thread.h"
+#include "qemu/timer.h"
 #include "exec/exec-all.h"
 #include "exec/memory.h"
 #include "exec/ram_addr.h"
@@ -83,6 +94,8 @@ typedef struct TTBlock {
     unsigned long *since_tip;
     /* pages that may differ from the base's, besides the dirty log's */
     unsigned long *since_base;
+    /* with rrcheck=on: the RAM as the snapshot taken or restored last */
+    uint8_t *copy;
 } TTBlock;
 
 struct TTPages {
@@ -99,6 +112,12 @@ struct TTPages {
 
 static GArray *blocks;          /* TTBlock */
 static size_t page_size;
+static bool checking;           /* -icount rrcheck=on */
+static uint64_t check_reported; /* pages reported */
+static int64_t check_ns;        /* what the last snapshot's check took */
+
+/* report no more pages than this, then only a count per snapshot */
+#define CHECK_REPORT_MAX 10
 
 static QemuMutex pack_lock;
 static QemuCond pack_cond;
@@ -136,6 +155,9 @@ static int add_block(RAMBlock *rb, void *opaque)
     b.npages = qemu_ram_get_used_length(rb) / page_size;
     b.since_tip = bitmap_new(b.npages);
     b.since_base = bitmap_new(b.npages);
+    if (checking) {
+        b.copy = g_malloc(b.npages * page_size);
+    }
     trace_replay_tt_block(qemu_ram_get_idstr(rb), b.npages);
     g_array_append_val(blocks, b);
     return 0;
@@ -311,10 +333,11 @@ static void unpack_all(GArray *jobs)
     }
 }
 
-bool tt_pages_start(Error **errp)
+bool tt_pages_start(bool check, Error **errp)
 {
     QemuThread th;
 
+    checking = check;
     page_size = qemu_target_page_size();
     blocks = g_array_new(false, true, sizeof(TTBlock));
     qemu_ram_foreach_block(add_block, NULL);
@@ -537,14 +560,90 @@ static GArray *take_block(TTBlock *blk, bool first, bool append)
     return pages;
 }
 
-TTPages *tt_pages_take(bool first, bool append)
+/* Report page @i of @blk, whose copy differs from the RAM. */
+static void check_report(TTBlock *blk, uint64_t i)
+{
+    const uint32_t *was = (const uint32_t *)(blk->copy + i * page_size);
+    const uint32_t *now = (const uint32_t *)(blk->host + i * page_size);
+    size_t w = 0;
+
+    while (was[w] == now[w]) {
+        w++;
+    }
+    warn_report("record/replay: rrcheck: page %" PRIu64 " of RAMBlock %s "
+                "changed before icount %" PRIu64 " without the dirty memory "
+                "log seeing it: word %zu was 0x%08" PRIx32 ", is 0x%08"
+                PRIx32, i, qemu_ram_get_idstr(blk->rb), replay_icount(), w,
+                was[w], now[w]);
+}
+
+/*
+ * rrcheck: write the new snapshot's @pages of @blk into its copy, which
+ * must then equal the RAM; report and count the pages that do not, and
+ * take them into the copy.  Without @checkable the copy only becomes the
+ * RAM.
+ */
+static uint64_t check_block(TTBlock *blk, GArray *pages, bool checkable)
+{
+    uint64_t i, missed = 0;
+    guint x;
+
+    if (!checkable) {
+        memcpy(blk->copy, blk->host, blk->npages * page_size);
+        return 0;
+    }
+    for (x = 0; x < pages->len; x++) {
+        TTPage *pg = &g_array_index(pages, TTPage, x);
+        uint8_t *dst = blk->copy + pg->index * page_size;
+
+        if (pg->data) {
+            memcpy(dst, pg->data, page_size);
+        } else {
+            memset(dst, 0, page_size);
+        }
+    }
+    for (i = 0; i < blk->npages; i++) {
+        uint8_t *copy = blk->copy + i * page_size;
+        uint8_t *ram = blk->host + i * page_size;
+
+        if (memcmp(copy, ram, page_size)) {
+            if (check_reported++ < CHECK_REPORT_MAX) {
+                check_report(blk, i);
+            }
+            memcpy(copy, ram, page_size);
+            missed++;
+        }
+    }
+    return missed;
+}
+
+TTPages *tt_pages_take(bool first, bool append, bool base_is_tip)
 {
     TTPages *p = g_new0(TTPages, 1);
+    /*
+     * The copy is the base's RAM; the new snapshot's pages are what
+     * differs from the base's (@append: the tip's) but in the first,
+     * which has no zero pages
+     */
+    bool checkable = !first && (!append || base_is_tip);
+    uint64_t missed = 0;
+    int64_t t0;
     guint b;
 
     p->pages = g_new0(GArray *, blocks->len);
+    check_ns = 0;
     for (b = 0; b < blocks->len; b++) {
         p->pages[b] = take_block(block_at(b), first, append);
+        if (checking) {
+            t0 = get_clock();
+            missed += check_block(block_at(b), p->pages[b], checkable);
+            check_ns += get_clock() - t0;
+        }
+    }
+    if (missed) {
+        warn_report("record/replay: rrcheck: the snapshot at icount %" PRIu64
+                    " lacks %" PRIu64 " pages that changed without the "
+                    "dirty memory log seeing them", replay_icount(), missed);
     }
     pages_account(p);
     pack_sample(p);
@@ -552,6 +651,11 @@ TTPages *tt_pages_take(bool first, bool append)
     pack_enqueue(p);
     pages_unlock();
     return p;
+}
+
+int64_t tt_pages_check_ns(void)
+{
+    return check_ns;
 }
 
 /*
@@ -667,6 +771,11 @@ uint64_t tt_pages_restore(TTPages *const *snaps, unsigned n, unsigned k,
         bitmap_zero(blk->since_base, blk->npages);
     }
     unpack_all(jobs);
+    for (b = 0; checking && b < blocks->len; b++) {
+        /* the RAM is snapshot k's now */
+        memcpy(block_at(b)->copy, block_at(b)->host,
+               block_at(b)->npages * page_size);
+    }
     pages_unlock();
     return written;
 }

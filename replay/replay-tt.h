@@ -79,14 +79,20 @@ bool tt_unpack_page(TTPacker *pk, const uint8_t *packed, size_t len,
 /* A snapshot's RAM: per migratable RAMBlock, its pages by index. */
 typedef struct TTPages TTPages;
 
-/* Find the RAM and start the dirty log (at the first snapshot). */
-bool tt_pages_start(Error **errp);
+/*
+ * Find the RAM and start the dirty log (at the first snapshot).  @check:
+ * keep a copy of RAM to check each snapshot against (-icount rrcheck).
+ */
+bool tt_pages_start(bool check, Error **errp);
 /*
  * The pages the new snapshot holds: every non-zero page for the @first;
  * else those that may differ from the snapshot before it, the newest
- * (@append) or the one the position came from (the base).
+ * (@append) or the one the position came from (the base).  With
+ * rrcheck, @base_is_tip says that an appended one can be checked.
  */
-TTPages *tt_pages_take(bool first, bool append);
+TTPages *tt_pages_take(bool first, bool append, bool base_is_tip);
+/* Host ns that rrcheck took in the last tt_pages_take(), 0 without it. */
+int64_t tt_pages_check_ns(void);
 void tt_pages_free(TTPages *p);
 /*
  * Memory held, and the count of pages holding data in *@with_data;
