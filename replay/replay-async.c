@@ -22,6 +22,7 @@
 #include "qemu/bswap.h"
 #include "qemu/error-report.h"
 #include "system/replay.h"
+#include "system/runstate.h"
 #include "block/aio.h"
 #include "chardev/char.h"
 #include "net/filter.h"
@@ -489,6 +490,46 @@ static const ReplayParticipant async_participant = {
     .free = async_copy_free,
 };
 
+/*
+ * The machine resuming.  A device may schedule a bottom half from its run
+ * state handler: virtio-net's transmit bottom half, when it was waiting
+ * as the machine stopped (virtio_net_set_status()).  The stop only
+ * cancelled the QEMUBH itself; the item for the log is still queued.  A
+ * second item would be a bottom half that the other run does not have
+ * where it did not stop (a replay stopped by gdb or a seek, a recording
+ * stopped from the monitor): the ids of every later one would differ by
+ * one from the log's, and the spare item, left queued, ran at exit with
+ * the device stopped (virtio-net asserts it is waiting then; it no longer
+ * was).  So while the machine resumes, a bottom half already queued is
+ * not queued again, in record and replay alike.
+ */
+static bool resuming;
+
+static void async_resume_begins(void *opaque, bool running, RunState state)
+{
+    resuming = running;
+}
+
+static void async_resume_ends(void *opaque, bool running, RunState state)
+{
+    resuming = false;
+}
+
+static bool async_bh_queued(QEMUBH *bh)
+{
+    bool queued = false;
+    GList *l;
+
+    qemu_mutex_lock(&replay_state.async_lock);
+    for (l = replay_state.async.head; l && !queued; l = l->next) {
+        const ReplayAsync *a = l->data;
+
+        queued = a->kind == REPLAY_EV_ASYNC_BH && a->bh == bh;
+    }
+    qemu_mutex_unlock(&replay_state.async_lock);
+    return queued;
+}
+
 void replay_async_init(void)
 {
     qemu_mutex_init(&replay_state.async_lock);
@@ -497,6 +538,10 @@ void replay_async_init(void)
     netfilters = g_ptr_array_new();
     replay_block_data_init();
     replay_register_participant(&async_participant, NULL);
+    /* before every handler as the machine resumes, and after them all */
+    qemu_add_vm_change_state_handler_prio_full(async_resume_ends,
+                                               async_resume_begins, NULL,
+                                               INT_MAX);
 }
 
 /* Record: write and deliver the oldest queued item. */
@@ -670,6 +715,10 @@ void replay_bh_schedule_event(QEMUBH *bh)
     }
     if (!replay_events_enabled()) {
         qemu_bh_schedule(bh);
+        return;
+    }
+    if (resuming && async_bh_queued(bh)) {
+        trace_replay_async_requeue_dropped();
         return;
     }
     async_queue_callback(REPLAY_EV_ASYNC_BH, 0, bh, NULL, NULL);
