@@ -141,6 +141,7 @@ static struct {
     int64_t speed_cpu_ns;
     GPtrArray *snaps;           /* TTSnapshot *, by position */
     GArray *at;                 /* their icounts, for the policy */
+    GArray *bytes;              /* their sizes, for the policy */
     size_t used;
     uint64_t restores;
     char *off_reason;           /* why a snapshot failed: time travel off */
@@ -190,16 +191,17 @@ static TTLayout tt_layout(void)
     guint i;
 
     g_array_set_size(tt.at, tt.snaps->len);
+    g_array_set_size(tt.bytes, tt.snaps->len);
     for (i = 0; i < tt.snaps->len; i++) {
         g_array_index(tt.at, uint64_t, i) = snap_at(i)->pos.icount;
+        g_array_index(tt.bytes, size_t, i) = snap_at(i)->bytes;
     }
     return (TTLayout) {
         .at = (uint64_t *)tt.at->data,
         .n = tt.snaps->len,
         .interval = tt.interval,
         .budget = tt.budget,
-        .first_bytes = tt.snaps->len ? snap_at(0)->bytes : 0,
-        .tip_bytes = tt.snaps->len ? snap_at(tt.snaps->len - 1)->bytes : 0,
+        .bytes = (size_t *)tt.bytes->data,
     };
 }
 
@@ -216,6 +218,7 @@ void replay_tt_configure(QemuOpts *opts)
     tt.speed_icount = UINT64_MAX;
     tt.snaps = g_ptr_array_new();
     tt.at = g_array_new(false, false, sizeof(uint64_t));
+    tt.bytes = g_array_new(false, false, sizeof(size_t));
 }
 
 void replay_tt_start(void)

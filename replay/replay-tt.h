@@ -32,14 +32,14 @@ typedef struct TTLayout {
     unsigned n;                 /* how many (at least 1) */
     uint64_t interval;          /* the gap wanted where the user works */
     uint64_t budget;            /* bytes the snapshots may hold */
-    size_t first_bytes;         /* the first snapshot's size */
-    size_t tip_bytes;           /* the newest one's */
+    const size_t *bytes;        /* their sizes (NULL: not known) */
 } TTLayout;
 
 double tt_gap_wanted(uint64_t at, uint64_t focus, uint64_t interval,
                      double cap);
 double tt_ramp_count(double cap);
 double tt_gap_cap(const TTLayout *l);
+size_t tt_increment_bytes(const TTLayout *l);
 double tt_gap_foreseen(const TTLayout *l, uint64_t target);
 unsigned tt_pick_merge(const TTLayout *l, uint64_t focus);
 uint64_t tt_next_at(const TTLayout *l, int p);

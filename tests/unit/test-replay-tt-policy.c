@@ -87,11 +87,11 @@ static void test_next_at(void)
 static void test_worth_filling(void)
 {
     const uint64_t at[] = { 0, 10 * M };
+    const size_t sizes[] = { 100, 100 };
     TTLayout l = layout(at, 2, 10 * M);
 
     l.budget = 11 * 100;          /* room for 10 more like the newest */
-    l.first_bytes = 100;
-    l.tip_bytes = 100;
+    l.bytes = sizes;
     /* no break ahead, or no snapshot before: always */
     g_assert_true(tt_worth_filling(&l, 1, 20 * M, -1));
     g_assert_true(tt_worth_filling(&l, -1, 20 * M, 10000 * M));
@@ -125,21 +125,70 @@ static void test_grid_next(void)
 static void test_gap_foreseen(void)
 {
     const uint64_t at[] = { 0, 10 * M };
+    const size_t sizes[] = { 100, 100 };
     TTLayout l = layout(at, 2, 10 * M);
     double gap;
 
     l.budget = 101 * 100;
-    l.first_bytes = 100;
-    l.tip_bytes = 100;
+    l.bytes = sizes;
     gap = tt_gap_foreseen(&l, 10000 * M);
     /* 100 fit, less the ramp's 5.7: 10 G in 94.3 gaps */
     g_assert_cmpfloat(gap, >, 105 * M);
     g_assert_cmpfloat(gap, <, 107 * M);
-    /* a target close by: the average gap */
+    /* a target close by: not below the interval */
     g_assert_cmpfloat(tt_gap_foreseen(&l, 500 * M), ==, 10 * M);
     /* one snapshot only: the average gap */
     l.n = 1;
     g_assert_cmpfloat(tt_gap_foreseen(&l, 1000 * M), ==, 10 * M);
+}
+
+/*
+ * A sparse history with most of the budget left: the gap foreseen is
+ * what the budget allows, not the average gap of the history behind;
+ * and one large snapshot among small ones does not decide it.
+ */
+static void test_gap_foreseen_sparse(void)
+{
+    const uint64_t at[] = { 0, 1000 * M, 2000 * M, 3000 * M, 4000 * M };
+    size_t sizes[] = { 100, 10, 10, 1000, 10 };
+    TTLayout l = layout(at, 5, 10 * M);
+    double gap;
+
+    /* room for 1000 snapshots of 10 besides the first */
+    l.budget = 100 + 1000 * 10;
+    l.bytes = sizes;
+    g_assert_cmpuint(tt_increment_bytes(&l), ==, 10);
+    gap = tt_gap_foreseen(&l, 10000 * M);
+    /* about 10 M, far below the average gap of 1000 M */
+    g_assert_cmpfloat(gap, >=, 10 * M);
+    g_assert_cmpfloat(gap, <, 12 * M);
+    /* large snapshots from now on: they decide once they are most */
+    sizes[2] = sizes[4] = 1000;
+    g_assert_cmpuint(tt_increment_bytes(&l), ==, 1000);
+    gap = tt_gap_foreseen(&l, 10000 * M);
+    g_assert_cmpfloat(gap, >, 1000 * M);
+}
+
+/* The lower median of the newest eight after the first. */
+static void test_increment_bytes(void)
+{
+    const uint64_t at[10] = { 0 };
+    const size_t sizes[] = { 9999, 1, 50, 7, 3, 90, 5, 8, 6, 4 };
+    TTLayout l = layout(at, 10, 10 * M);
+
+    /* none known, or only the first: nothing to judge by */
+    g_assert_cmpuint(tt_increment_bytes(&l), ==, 0);
+    l.bytes = sizes;
+    l.n = 1;
+    g_assert_cmpuint(tt_increment_bytes(&l), ==, 0);
+    /* one increment: its size; two: the smaller */
+    l.n = 2;
+    g_assert_cmpuint(tt_increment_bytes(&l), ==, 1);
+    l.n = 3;
+    g_assert_cmpuint(tt_increment_bytes(&l), ==, 1);
+    /* the newest eight of nine (50 .. 4, not 1): 3 4 5 6 7 8 50 90 */
+    l.n = 10;
+    g_assert_cmpuint(tt_increment_bytes(&l), ==, 6);
 }
 
 static void test_adapt_interval(void)
@@ -193,6 +242,10 @@ int main(int argc, char **argv)
     g_test_add_func("/replay/tt-policy/next-at", test_next_at);
     g_test_add_func("/replay/tt-policy/worth-filling", test_worth_filling);
     g_test_add_func("/replay/tt-policy/gap-foreseen", test_gap_foreseen);
+    g_test_add_func("/replay/tt-policy/gap-foreseen-sparse",
+                    test_gap_foreseen_sparse);
+    g_test_add_func("/replay/tt-policy/increment-bytes",
+                    test_increment_bytes);
     g_test_add_func("/replay/tt-policy/grid-next", test_grid_next);
     g_test_add_func("/replay/tt-policy/adapt-interval",
                     test_adapt_interval);
