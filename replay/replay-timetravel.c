@@ -249,11 +249,11 @@ static bool tt_has_scsi_bus(void)
  * requests only so (it asserts it: scsi-hd aborted the first snapshot).
  * The vCPU is at a quiet point and holds the BQL, so nothing runs
  * meanwhile; runstate_set() calls no run-state notifier, so no device
- * stops or starts for it.  Only with a SCSI bus: other machines keep
- * saving as before while a divergence after restores on virt
- * (test_linux_snapshots_while_the_guest_sends, "an exception the
- * recording does not have") is not understood: with the switch for
- * every machine it failed 2 of 5 runs, with it only here 0 of 5.
+ * stops or starts for it.  Only with a SCSI bus: other machines save as
+ * they did before.  (With the switch for every machine, a divergence
+ * after restores on virt showed in 2 of 5 runs instead of 0 of 5; its
+ * cause was found since, snapshots lacking page table descriptors
+ * (patch 0036), but the switch for every machine was not tried again.)
  */
 static bool tt_save_devices(TTSnapshot *s, Error **errp)
 {
