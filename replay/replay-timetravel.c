@@ -87,7 +87,6 @@
 #include "qemu/option.h"
 #include "qemu/timer.h"
 #include "qemu/units.h"
-#include "qom/object.h"
 #include "exec/cputlb.h"
 #include "exec/tb-flush.h"
 #include "io/channel-buffer.h"
@@ -235,25 +234,12 @@ void replay_tt_arm(void)
 
 /* ---- device state ---- */
 
-/* The machine has a SCSI bus (scsi-hd, usb-storage) */
-static bool tt_has_scsi_bus(void)
-{
-    bool ambiguous = false;
-
-    return object_resolve_path_type("", "SCSI", &ambiguous) || ambiguous;
-}
-
 /*
- * The device state.  With a SCSI bus, it is saved as a migration saves
- * it, with the run state not "running": the SCSI bus saves its queued
- * requests only so (it asserts it: scsi-hd aborted the first snapshot).
- * The vCPU is at a quiet point and holds the BQL, so nothing runs
- * meanwhile; runstate_set() calls no run-state notifier, so no device
- * stops or starts for it.  Only with a SCSI bus: other machines save as
- * they did before.  (With the switch for every machine, a divergence
- * after restores on virt showed in 2 of 5 runs instead of 0 of 5; its
- * cause was found since, snapshots lacking page table descriptors
- * (patch 0036), but the switch for every machine was not tried again.)
+ * The device state, saved as a migration saves it: with the run state
+ * not "running".  The SCSI bus saves its queued requests only so (it
+ * asserts it: scsi-hd aborted the first snapshot).  The vCPU is at a
+ * quiet point and holds the BQL, so nothing runs meanwhile; runstate_set()
+ * calls no run-state notifier, so no device stops or starts for it.
  */
 static bool tt_save_devices(TTSnapshot *s, Error **errp)
 {
@@ -274,7 +260,7 @@ static bool tt_save_devices(TTSnapshot *s, Error **errp)
     /* "globalstate" holds a run state only once one is stored */
     global_state_store_running();
     replay_state.tt_busy = true;
-    running = runstate_is_running() && tt_has_scsi_bus();
+    running = runstate_is_running();
     if (running) {
         runstate_set(RUN_STATE_SAVE_VM);
     }
