@@ -35,8 +35,18 @@
  * Timers are noted by address: the snapshots live in the process that
  * took them, with the same devices (a snapshot whose devices are gone
  * does not load).  A timer freed while a snapshot notes it (timer_free()
- * or timer_deinit() call replay_timer_gone()) is dropped from the
- * snapshot's note, so a restore never touches freed memory.
+ * or timer_deinit() call replay_timer_gone()) is no longer touched by
+ * the snapshot's note, so a restore never writes freed memory.
+ *
+ * A device may free a timer and make it again with the state it belongs
+ * to: xhci frees each endpoint's kick timer when the reset disables the
+ * endpoint, and its post_load makes a new one, armed at the expiry its
+ * vmstate kept.  So the note keeps a freed timer's callback and expiry,
+ * and a restore keeps, in the freed timer's place in the order, a timer
+ * that the reset and the load armed with the same callback at the same
+ * expiry (the first such, each adopted once).  A timer that a post_load
+ * arms at a time of its own (e1000's, at "now + 1") matches no note and
+ * is stopped as before.
  */
 
 #include "qemu/osdep.h"
@@ -48,6 +58,7 @@
 
 typedef struct ReplayTimer {
     QEMUTimer *ts;              /* NULL: freed since */
+    QEMUTimerCB *cb;            /* to adopt its successor, once freed */
     int64_t expire;
 } ReplayTimer;
 
@@ -80,7 +91,7 @@ static void notes_init(void)
 static void collect_timer(QEMUTimer *ts, void *opaque)
 {
     GArray *into = opaque;
-    ReplayTimer t = { .ts = ts, .expire = ts->expire_time };
+    ReplayTimer t = { .ts = ts, .cb = ts->cb, .expire = ts->expire_time };
 
     if (!(ts->attributes & QEMU_TIMER_ATTR_EXTERNAL)) {
         g_array_append_val(into, t);
@@ -181,15 +192,56 @@ void replay_timer_gone(QEMUTimer *ts)
 }
 
 /*
+ * The timer of @now, not yet adopted, that takes the place of the freed
+ * timer @t: armed by the reset or the load with @t's callback at @t's
+ * expiry, and not itself a timer that @rt holds.
+ */
+static QEMUTimer *successor(GArray *now, const ReplayTimers *rt,
+                            const ReplayTimer *t)
+{
+    guint i, j;
+
+    for (i = 0; i < now->len; i++) {
+        ReplayTimer *c = &g_array_index(now, ReplayTimer, i);
+
+        if (!c->ts || c->cb != t->cb || c->expire != t->expire) {
+            continue;
+        }
+        for (j = 0; j < rt->timers->len; j++) {
+            if (g_array_index(rt->timers, ReplayTimer, j).ts == c->ts) {
+                break;
+            }
+        }
+        if (j == rt->timers->len) {
+            return c->ts;
+        }
+    }
+    return NULL;
+}
+
+static void forget(GArray *now, QEMUTimer *ts)
+{
+    guint i;
+
+    for (i = 0; i < now->len; i++) {
+        if (g_array_index(now, ReplayTimer, i).ts == ts) {
+            g_array_index(now, ReplayTimer, i).ts = NULL;
+        }
+    }
+}
+
+/*
  * Put back the guest timers that @rt noted: called with the BQL held,
  * after the devices of the snapshot are loaded.
  */
 void replay_timers_restore(const ReplayTimers *rt)
 {
     g_autoptr(GArray) now = collect_guest_timers();
-    unsigned stopped = 0, armed = 0;
+    g_autoptr(GArray) armed_now = NULL;
+    unsigned stopped = 0, armed = 0, adopted = 0;
     guint i;
 
+    armed_now = g_array_copy(now);
     for (i = 0; i < now->len; i++) {
         timer_del(g_array_index(now, ReplayTimer, i).ts);
     }
@@ -197,11 +249,18 @@ void replay_timers_restore(const ReplayTimers *rt)
     qemu_mutex_lock(&notes_lock);
     for (i = 0; i < rt->timers->len; i++) {
         const ReplayTimer *t = &g_array_index(rt->timers, ReplayTimer, i);
+        QEMUTimer *ts = t->ts;
 
-        if (t->ts) {
-            timer_mod_ns(t->ts, t->expire);
-            armed++;
+        if (!ts) {
+            ts = successor(armed_now, rt, t);
+            if (!ts) {
+                continue;
+            }
+            forget(armed_now, ts);
+            adopted++;
         }
+        timer_mod_ns(ts, t->expire);
+        armed++;
     }
     qemu_mutex_unlock(&notes_lock);
     for (i = 0; i < now->len; i++) {
@@ -209,7 +268,7 @@ void replay_timers_restore(const ReplayTimers *rt)
             stopped++;
         }
     }
-    trace_replay_timers_restore(rt->timers->len, armed, stopped);
+    trace_replay_timers_restore(rt->timers->len, armed, adopted, stopped);
 }
 
 static void *timers_save(void *opaque, size_t *bytes)

@@ -134,6 +134,61 @@ static void test_gone(void)
     timer_free(kept);
 }
 
+/*
+ * A timer freed and made again by the reset and the load, armed at the
+ * noted expiry with the noted callback, takes the freed one's place in
+ * the order; one armed at another time, or with another callback, does
+ * not, and each successor takes one place only.
+ */
+static void kick(void *opaque)
+{
+}
+
+static void test_successor(void)
+{
+    QEMUTimer *a = timer_new_ns(QEMU_CLOCK_VIRTUAL, kick, NULL);
+    QEMUTimer *a2 = timer_new_ns(QEMU_CLOCK_VIRTUAL, kick, NULL);
+    QEMUTimer *b = guest_timer(QEMU_CLOCK_VIRTUAL, 70);
+    QEMUTimer *n1, *n2, *late, *other;
+    g_autoptr(GPtrArray) order = NULL;
+    ReplayTimers *note;
+
+    timer_mod_ns(a, 70);        /* a runs before b */
+    timer_del(b);
+    timer_mod_ns(b, 70);
+    timer_mod_ns(a2, 90);
+    note = replay_timers_save();
+
+    /* the reset frees a and a2; the load makes them again, b first */
+    timer_free(a);
+    timer_free(a2);
+    timer_del(b);
+    timer_mod_ns(b, 70);
+    late = timer_new_ns(QEMU_CLOCK_VIRTUAL, kick, NULL);
+    timer_mod_ns(late, 71);                 /* another expiry */
+    other = guest_timer(QEMU_CLOCK_VIRTUAL, 70);    /* another callback */
+    n1 = timer_new_ns(QEMU_CLOCK_VIRTUAL, kick, NULL);
+    timer_mod_ns(n1, 70);
+    n2 = timer_new_ns(QEMU_CLOCK_VIRTUAL, kick, NULL);
+    timer_mod_ns(n2, 70);                   /* one place only for these */
+
+    replay_timers_restore(note);
+    order = run_order(QEMU_CLOCK_VIRTUAL);
+    g_assert_cmpuint(order->len, ==, 2);
+    g_assert(order->pdata[0] == n1);
+    g_assert(order->pdata[1] == b);
+    g_assert_false(timer_pending(late));
+    g_assert_false(timer_pending(other));
+    g_assert_false(timer_pending(n2));
+
+    replay_timers_free(note);
+    timer_free(b);
+    timer_free(n1);
+    timer_free(n2);
+    timer_free(late);
+    timer_free(other);
+}
+
 /* An empty note stops every guest timer and touches nothing else. */
 static void test_empty(void)
 {
@@ -155,6 +210,7 @@ int main(int argc, char **argv)
     qemu_init_main_loop(&error_abort);
     g_test_add_func("/replay/timers/restore", test_restore);
     g_test_add_func("/replay/timers/gone", test_gone);
+    g_test_add_func("/replay/timers/successor", test_successor);
     g_test_add_func("/replay/timers/empty", test_empty);
     return g_test_run();
 }
