@@ -198,11 +198,10 @@ def test_input_replays(tmp_path, cell):
     assert delivered(rep) == delivered(rec), rep.describe()
     assert b'error' not in rep.err.lower(), rep.describe()
 
-    travel(tmp_path, arch, args, log, rec, stops[0] - TT_BACK,
-           usb=bus == '0003')
+    travel(tmp_path, arch, args, log, rec, stops[0] - TT_BACK)
 
 
-def travel(tmp_path, arch, args, log, rec, back, usb=False):
+def travel(tmp_path, arch, args, log, rec, back):
     """Replay @log paused under QMP: seek to the recorded end, then back
     to @back (before the first input) and run on to the end.  From @back
     on, the guest prints the recording's output again, with every input
@@ -220,18 +219,6 @@ def travel(tmp_path, arch, args, log, rec, back, usb=False):
         before = r.serial.stat().st_size
         r.qmp.ok('cont')
         rc = r.wait()
-        if rc != 0 and usb and re.search(
-                r"replay stuck at icount \d+: the log's next event is "
-                r"interrupt", r.stderr()):
-            # docs/system/replay.rst, "Limitations of time travel": the
-            # key's completion interrupt never comes after the restore;
-            # likely (not traced) because xhci's vmstate holds no
-            # transfer, so the one pending on the HID's interrupt
-            # endpoint is lost.  Seen in every run on 2026-12-07, also
-            # on the tree of 055e3bb; passed the day before.  Any other
-            # failure still fails the test.
-            pytest.xfail('stuck after the restore (xhci, see docs): ' +
-                         r.stderr().splitlines()[-1])
         assert rc == 0, r.stderr()
         tail = r.serial.read_bytes()[before:]
         err = r.stderr()
