@@ -237,11 +237,9 @@ static void forget(GArray *now, QEMUTimer *ts)
 void replay_timers_restore(const ReplayTimers *rt)
 {
     g_autoptr(GArray) now = collect_guest_timers();
-    g_autoptr(GArray) armed_now = NULL;
     unsigned stopped = 0, armed = 0, adopted = 0;
     guint i;
 
-    armed_now = g_array_copy(now);
     for (i = 0; i < now->len; i++) {
         timer_del(g_array_index(now, ReplayTimer, i).ts);
     }
@@ -252,11 +250,11 @@ void replay_timers_restore(const ReplayTimers *rt)
         QEMUTimer *ts = t->ts;
 
         if (!ts) {
-            ts = successor(armed_now, rt, t);
+            ts = successor(now, rt, t);
             if (!ts) {
                 continue;
             }
-            forget(armed_now, ts);
+            forget(now, ts);        /* pending again: not stopped */
             adopted++;
         }
         timer_mod_ns(ts, t->expire);
@@ -264,7 +262,9 @@ void replay_timers_restore(const ReplayTimers *rt)
     }
     qemu_mutex_unlock(&notes_lock);
     for (i = 0; i < now->len; i++) {
-        if (!timer_pending(g_array_index(now, ReplayTimer, i).ts)) {
+        QEMUTimer *ts = g_array_index(now, ReplayTimer, i).ts;
+
+        if (ts && !timer_pending(ts)) {
             stopped++;
         }
     }
