@@ -55,8 +55,9 @@
  * history it leaves is even (on the benchmark's guest, 65 s of guest time
  * in 125 snapshots: a gap of 10 M instructions at the current position,
  * about 370 M far from it).  The interval is 10 M instructions when the
- * budget is full, down to 1 M while it is mostly unused, and doubles when
- * taking snapshots costs more than a tenth of the replay's time.
+ * budget is full, down to 1 M while it is mostly unused, and never so
+ * fine that taking snapshots costs more than a fifteenth of the replay's
+ * time (tt_adapt_interval()).
  *
  * RESTORING
  *

@@ -226,6 +226,13 @@ bool tt_worth_filling(const TTLayout *l, int p, uint64_t now, int64_t target)
 }
 
 /*
+ * How far above the cost's floor the interval is set, and how far above
+ * it the interval may drift before it comes down (see tt_adapt_interval())
+ */
+#define TT_FLOOR_MARGIN 1.1
+#define TT_FLOOR_SLACK 1.25
+
+/*
  * The interval after a snapshot was taken: back towards
  * TT_INTERVAL_INITIAL when the budget is full (@thinned: merging was
  * needed), finer while it is mostly unused; but never so fine that
@@ -234,13 +241,22 @@ bool tt_worth_filling(const TTLayout *l, int p, uint64_t now, int64_t target)
  * Judged by the speed of running an interval, not by the time since the
  * last snapshot: the ramp towards a break takes a few snapshots closer
  * than the interval on purpose, and would otherwise coarsen the interval
- * for the rest of the replay.  Above the initial interval, it halves
- * again once the half would cost at most 80% of that share.  The share
- * leaves room under the 10% that a replay with time travel may cost more
- * than one without (docs/system/replay-bench.md) for the restores and
- * the merges; where the cost decides the interval, a reverse step
- * replays about cost / share / 2 of host time (18 ms for a 2.5 ms
- * snapshot).
+ * for the rest of the replay.
+ *
+ * Below that floor, the interval goes to TT_FLOOR_MARGIN times it; above
+ * TT_INTERVAL_INITIAL, it comes down there (or to TT_INTERVAL_INITIAL)
+ * once it is more than TT_FLOOR_SLACK times the floor.  Not by doubling
+ * and halving: steps of two left it anywhere up to twice the floor, and
+ * the slack kept it there.  On the Linux test guest (x86_64), with
+ * snapshots costing 4.6 ms and the replay 7.5 ns per instruction, the
+ * floor was 9.3 M instructions and the interval sat at 20 M, which a
+ * reverse step pays for: it replays half an interval on average.
+ *
+ * The share leaves room under the 10% that a replay with time travel
+ * may cost more than one without (docs/system/replay-bench.md) for the
+ * restores and the merges; where the cost decides the interval, a
+ * reverse step replays about cost / share / 2 of host time, and the
+ * margin (21 ms for a 2.5 ms snapshot).
  */
 uint64_t tt_adapt_interval(const TTLayout *l, bool thinned, uint64_t used,
                            double cost_ns, double ns_per_insn)
@@ -258,11 +274,11 @@ uint64_t tt_adapt_interval(const TTLayout *l, bool thinned, uint64_t used,
         return interval;
     }
     floor = cost_ns / TT_COST_SHARE / ns_per_insn;
-    while (interval < floor && interval < TT_INTERVAL_MAX) {
-        interval *= 2;
+    if (interval < floor) {
+        return MIN(floor * TT_FLOOR_MARGIN, (double)TT_INTERVAL_MAX);
     }
-    if (interval > TT_INTERVAL_INITIAL && interval / 2 >= floor * 1.25) {
-        interval /= 2;
+    if (interval > TT_INTERVAL_INITIAL && interval > floor * TT_FLOOR_SLACK) {
+        return MAX(floor * TT_FLOOR_MARGIN, (double)TT_INTERVAL_INITIAL);
     }
     return interval;
 }

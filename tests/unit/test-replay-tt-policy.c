@@ -8,6 +8,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <math.h>
 #define TT_PURE_ONLY
 #include "../../replay/replay-tt.h"
 
@@ -191,6 +192,12 @@ static void test_increment_bytes(void)
     g_assert_cmpuint(tt_increment_bytes(&l), ==, 6);
 }
 
+/* @v within an instruction of @want (the interval is computed in double) */
+static void assert_near(uint64_t v, double want)
+{
+    g_assert_cmpfloat(fabs((double)v - want), <=, 1);
+}
+
 static void test_adapt_interval(void)
 {
     const uint64_t at[] = { 0 };
@@ -207,25 +214,40 @@ static void test_adapt_interval(void)
     /*
      * 1 ns per instruction: 10 M instructions run in 10 ms.  A snapshot
      * costing 3 ms may take a fifteenth of the time: it needs an interval
-     * of 45 M, and the interval doubles until it is there
+     * of 45 M (the floor), and the interval goes a tenth above it
      */
     l.interval = 10 * M;
-    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 3e6, 1), ==,
-                     80 * M);
+    assert_near(tt_adapt_interval(&l, false, 500, 3e6, 1), 49.5 * M);
     /* however little of the budget is used */
-    g_assert_cmpuint(tt_adapt_interval(&l, false, 100, 3e6, 1), ==,
-                     80 * M);
+    assert_near(tt_adapt_interval(&l, false, 100, 3e6, 1), 49.5 * M);
     l.interval = 2 * M;
-    g_assert_cmpuint(tt_adapt_interval(&l, false, 100, 3e6, 1), ==,
-                     64 * M);
-    /* cheap again above the initial interval: halves */
+    assert_near(tt_adapt_interval(&l, false, 100, 3e6, 1), 49.5 * M);
+    /* there, and up to a quarter above the floor: unchanged */
+    l.interval = 49.5 * M;
+    assert_near(tt_adapt_interval(&l, false, 500, 3e6, 1), 49.5 * M);
+    assert_near(tt_adapt_interval(&l, false, 500, 2.8e6, 1), 49.5 * M);
+    /* further above: down to a tenth above the floor */
+    assert_near(tt_adapt_interval(&l, false, 500, 2.5e6, 1), 41.25 * M);
     l.interval = 40 * M;
-    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 1e6, 1), ==,
-                     20 * M);
-    /* not if the half would cost more than 80% of the share: unchanged */
-    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 1.7e6, 1), ==,
-                     40 * M);
+    assert_near(tt_adapt_interval(&l, false, 500, 1e6, 1), 16.5 * M);
+    /* not below the initial interval that way */
+    assert_near(tt_adapt_interval(&l, false, 500, 0.5e6, 1),
+                TT_INTERVAL_INITIAL);
+    /*
+     * The Linux test guest: snapshots of 4.6 ms, 7.5 ns per instruction,
+     * a floor of 9.2 M.  Doubling from 10 M gave 20 M, and 20 M stayed
+     * (its half was less than 1.25 times the floor): now 10.12 M
+     */
+    l.interval = 20 * M;
+    assert_near(tt_adapt_interval(&l, false, 500, 4.6e6, 7.5), 10.12 * M);
+    l.interval = 10 * M;
+    assert_near(tt_adapt_interval(&l, false, 500, 4.6e6, 7.5), 10 * M);
+    /* a snapshot slower by a quarter: a tenth above its floor, 11.5 M */
+    assert_near(tt_adapt_interval(&l, false, 500, 5.75e6, 7.5), 12.65 * M);
+    /* at most TT_INTERVAL_MAX */
+    assert_near(tt_adapt_interval(&l, false, 500, 1e12, 1), TT_INTERVAL_MAX);
     /* the speed not known yet: the budget alone decides */
+    l.interval = 40 * M;
     g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 3e6, 0), ==,
                      40 * M);
 }
