@@ -1302,6 +1302,30 @@ def test_linux_restore_writes_only_what_changed(tmp_path, machine):
         r.quit()
 
 
+def device_recording(tmp_path, machine, disk_kind, nic, lines, load):
+    """A recording of the Linux guest with a disk and a NIC
+    (test_devices.device_args()) running qrr.load=@load, fetching a file
+    of @lines lines: (args, log, the recording's Result)."""
+    import test_devices as td
+    arch = q.MACHINES[machine][0]
+    www = tmp_path / 'www'
+    www.mkdir()
+    srv = td.Server(www)
+    image = tmp_path / 'disk.qcow2'
+    subprocess.run([str(q.QEMU_BUILD / 'qemu-img'), 'create', '-q', '-f',
+                    'qcow2', str(image), '64M'], check=True)
+    try:
+        srv.set(''.join(f'{i}\n' for i in range(lines)))
+        args = td.device_args(machine, disk_kind, nic, image, srv.url)
+        args[args.index('-append') + 1] += f' qrr.load={load}'
+        log = tmp_path / 'devices.rr'
+        rec = q.run(arch, args + q.icount_opt('record', log))
+        assert rec.rc == 0, rec.describe()
+    finally:
+        srv.httpd.shutdown()
+    return args, log, rec
+
+
 @pytest.mark.parametrize('machine', LINUX)
 def test_linux_snapshots_while_the_guest_sends(tmp_path, machine):
     """While the guest downloads a file, virtio-net's transmit bottom half
@@ -1321,24 +1345,9 @@ def test_linux_snapshots_while_the_guest_sends(tmp_path, machine):
     resumes 40 times: virtio-net schedules its waiting transmit bottom half
     again as the machine resumes, and that second item for the log made
     the replay abort at its end (replay-async.c)."""
-    import test_devices as td
     arch = q.MACHINES[machine][0]
-    www = tmp_path / 'www'
-    www.mkdir()
-    srv = td.Server(www)
-    image = tmp_path / 'disk.qcow2'
-    subprocess.run([str(q.QEMU_BUILD / 'qemu-img'), 'create', '-q', '-f',
-                    'qcow2', str(image), '64M'], check=True)
-    try:
-        srv.set(''.join(f'{i}\n' for i in range(300000)))
-        args = td.device_args(machine, 'virtio-blk-pci', 'virtio-net-pci',
-                              image, srv.url)
-        args[args.index('-append') + 1] += ' qrr.load=4'
-        log = tmp_path / 'net.rr'
-        rec = q.run(arch, args + q.icount_opt('record', log))
-        assert rec.rc == 0, rec.describe()
-    finally:
-        srv.httpd.shutdown()
+    args, log, rec = device_recording(tmp_path, machine, 'virtio-blk-pci',
+                                      'virtio-net-pci', 300000, 4)
     recorded = rec.guest_output()
     assert b'load 1: ' in recorded, rec.describe()
     r = Replay(tmp_path, arch, args, log, 'rrbudget=768M,rrcheck=on')
@@ -1397,23 +1406,9 @@ def test_linux_restore_across_a_memory_map_change(tmp_path, machine,
     replay's, registers and RAM, and the replay reaches the recorded end
     with the recorded output.  (virtio without iommu_platform reads
     through address_space_memory, whose RAM stays mapped: no test.)"""
-    import test_devices as td
     arch = q.MACHINES[machine][0]
-    www = tmp_path / 'www'
-    www.mkdir()
-    srv = td.Server(www)
-    image = tmp_path / 'disk.qcow2'
-    subprocess.run([str(q.QEMU_BUILD / 'qemu-img'), 'create', '-q', '-f',
-                    'qcow2', str(image), '64M'], check=True)
-    try:
-        srv.set(''.join(f'{i}\n' for i in range(100000)))
-        args = td.device_args(machine, disk_kind, nic, image, srv.url)
-        args[args.index('-append') + 1] += ' qrr.load=2'
-        log = tmp_path / 'map.rr'
-        rec = q.run(arch, args + q.icount_opt('record', log))
-        assert rec.rc == 0, rec.describe()
-    finally:
-        srv.httpd.shutdown()
+    args, log, rec = device_recording(tmp_path, machine, disk_kind, nic,
+                                      100000, 2)
     recorded = rec.guest_output()
     assert b'load 1: ' in recorded, rec.describe()
     ram = 256 << 20
