@@ -82,14 +82,19 @@
  * anew.  On the Linux test guest (x86_64, a reverse step in the linuxtt
  * bench's gdb session) a restore took 10 to 11 ms that way, about 3 ms
  * batched.  Inside the transaction, post_load hooks that read guest
- * memory (virtio's rings) go through the map of the position left,
+ * memory through a bus master address space (AHCI's FIS areas, xhci's
+ * contexts; virtio reads through address_space_memory) go through the
+ * map of the position left,
  * which is the final one unless the guest changed its memory map in
  * between (it set up its PCI devices, or rebooted).  So each snapshot
  * keeps a digest of the memory map (memory_region_maps_digest(), patch
  * 0039), and a restore batches only when the map of the position left
  * has the snapshot's digest; otherwise AHCI's post_load, for one, maps
- * its command list through a bus master window closed there, and the
- * restored RAM then differs from the recording's.
+ * its FIS areas through a bus master window closed there, and the
+ * restored RAM then differs from the recording's.  A load that makes
+ * another map than the snapshot's digest says is not expected (the map
+ * follows from the device state loaded); it is restored again without
+ * batching, which no test has shown to be enough.
  *
  * Guest RAM is kept by replay-tt-pages.c, where the snapshots go is
  * decided by replay-tt-policy.c, and the moves are replay-tt-moves.c's.
@@ -161,7 +166,7 @@ static struct {
     GArray *bytes;              /* their sizes, for the policy */
     size_t used;
     uint64_t restores;
-    uint64_t restores_remapped; /* loaded again: the map differed */
+    uint64_t restores_remapped; /* not batched: the map differed */
     char *off_reason;           /* why a snapshot failed: time travel off */
 } tt;
 
