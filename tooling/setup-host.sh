@@ -7,7 +7,7 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 # Bump the version when the package list grows.
-stamp=/var/lib/qrr-setup-host.v3
+stamp=/var/lib/qrr-setup-host.v4
 if [ -f "$stamp" ] && [ -z "${QRR_FORCE_SETUP:-}" ]; then
     exit 0
 fi
@@ -42,7 +42,7 @@ $SUDO apt-get update -qq
 
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential ccache ninja-build pkg-config dpkg-dev xz-utils \
-    python3 python3-venv python3-pytest \
+    python3 python3-venv python3-pytest python3-pytest-xdist \
     libglib2.0-dev libpixman-1-dev libslirp-dev libfdt-dev zlib1g-dev \
     libzstd-dev \
     seabios ipxe-qemu qemu-system-data \
