@@ -110,6 +110,15 @@ struct TTPages {
 
 #define PACK_CHUNK 16
 
+/*
+ * Raw page buffers that snapshots gave back (POOL_MAX at most: 16 MiB
+ * with 4 KiB pages, outside the budget), for the vCPU thread's next
+ * copies: see page_buf_get().
+ */
+#define POOL_MAX 4096
+static QemuMutex pool_lock;
+static GPtrArray *pool;
+
 static GArray *blocks;          /* TTBlock */
 static size_t page_size;
 static bool checking;           /* -icount rrcheck=on */
@@ -163,6 +172,41 @@ static int add_block(RAMBlock *rb, void *opaque)
     return 0;
 }
 
+/*
+ * A buffer for a copy of a page.  The vCPU thread copies every page that
+ * changed into one, and the packer frees it once the page is packed,
+ * which returned the memory to the allocator's other arena, or to the
+ * kernel: each copy then ran into fresh memory and its page faults.
+ * Raw buffers go back to the pool instead (page_buf_put()), already
+ * mapped.
+ */
+static uint8_t *page_buf_get(void)
+{
+    uint8_t *buf = NULL;
+
+    qemu_mutex_lock(&pool_lock);
+    if (pool->len) {
+        buf = g_ptr_array_steal_index_fast(pool, pool->len - 1);
+    }
+    qemu_mutex_unlock(&pool_lock);
+    return buf ? buf : g_malloc(page_size);
+}
+
+/* Free @pg's data: a raw page's buffer goes back to the pool. */
+static void page_data_free(const TTPage *pg)
+{
+    if (pg->data && pg->len == page_size) {
+        qemu_mutex_lock(&pool_lock);
+        if (pool->len < POOL_MAX) {
+            g_ptr_array_add(pool, pg->data);
+            qemu_mutex_unlock(&pool_lock);
+            return;
+        }
+        qemu_mutex_unlock(&pool_lock);
+    }
+    g_free(pg->data);
+}
+
 /* Pack page @pg of @p, which the packer has not tried. */
 static void pack_page(TTPacker *pk, TTPages *p, TTPage *pg)
 {
@@ -172,7 +216,7 @@ static void pack_page(TTPacker *pk, TTPages *p, TTPage *pg)
     pg->tried = true;
     len = tt_pack_page(pk, pg->data, page_size, &packed);
     if (packed) {
-        g_free(pg->data);
+        page_data_free(pg);
         pg->data = packed;
         pg->len = len;
         qatomic_set(&p->bytes, p->bytes - (page_size - len));
@@ -353,6 +397,8 @@ bool tt_pages_start(bool check, Error **errp)
     qemu_thread_create(&th, "tt-unpack", unpack_thread, NULL,
                        QEMU_THREAD_DETACHED);
     qemu_mutex_init(&pack_lock);
+    qemu_mutex_init(&pool_lock);
+    pool = g_ptr_array_new();
     qemu_cond_init(&pack_cond);
     g_queue_init(&pack_queue);
     qemu_thread_create(&th, "tt-pack", pack_thread, NULL,
@@ -383,7 +429,7 @@ static void page_array_free(GArray *pages)
     guint i;
 
     for (i = 0; i < pages->len; i++) {
-        g_free(g_array_index(pages, TTPage, i).data);
+        page_data_free(&g_array_index(pages, TTPage, i));
     }
     g_array_free(pages, true);
 }
@@ -484,7 +530,7 @@ static GArray *page_array_merge(GArray *a, GArray *n)
 
         if (pn && (!pa || pn->index <= pa->index)) {
             if (pa && pa->index == pn->index) {
-                g_free(pa->data);
+                page_data_free(pa);
                 x++;
             }
             g_array_append_val(m, *pn);
@@ -550,7 +596,8 @@ static GArray *take_block(TTBlock *blk, bool first, bool append)
         TTPage pg = { .index = i };
 
         if (!buffer_is_zero(p, page_size)) {
-            pg.data = g_memdup2(p, page_size);
+            pg.data = page_buf_get();
+            memcpy(pg.data, p, page_size);
             pg.len = page_size;
         } else if (first) {
             continue;       /* absent from the first: zero */
