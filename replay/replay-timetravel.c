@@ -490,13 +490,23 @@ static void tt_speed_from_here(void)
     tt.speed_cpu_ns = tt_thread_cpu_ns();
 }
 
-static void tt_adapt(bool first, bool thinned, int64_t t0)
+/*
+ * After a snapshot that started at @cpu0 (thread CPU time), of which
+ * @check_ns went to rrcheck's comparison.  The cost is CPU time, like
+ * the speed it is weighed against: host time also counts the time that
+ * other processes took the host's cores from the vCPU thread, and on a
+ * loaded host the interval widened with it (a replay next to another
+ * one, on two cores: gaps of 130 M instructions where 40 M was usual).
+ */
+static void tt_adapt(bool first, bool thinned, int64_t cpu0,
+                     int64_t check_ns)
 {
     TTLayout l = tt_layout();
 
     if (!first) {
         /* the first holds all of RAM: not what the next ones will cost */
-        tt.cost_ns = tt_smooth(tt.cost_ns, get_clock() - t0);
+        tt.cost_ns = tt_smooth(tt.cost_ns,
+                               tt_thread_cpu_ns() - cpu0 - check_ns);
     }
     tt.interval = tt_adapt_interval(&l, thinned, tt.used, tt.cost_ns,
                                     tt.ns_per_insn);
@@ -519,6 +529,7 @@ static void tt_take(void)
     ReplayPos now = replay_position();
     int p = tt_find(&now, true);
     uint64_t npages, bytes;
+    int64_t check_ns;
     const char *busy;
     Error *err = NULL;
 
@@ -557,7 +568,8 @@ static void tt_take(void)
                              !replay_pos_cmp(&tt.base, &snap_at(p)->pos));
     bql_unlock();
     /* rrcheck's comparison is not what a snapshot costs: no wider gaps */
-    t0 += tt_pages_check_ns();
+    check_ns = tt_pages_check_ns();
+    t0 += check_ns;
 
     tt_snapshot_account(s);
     tt.used += s->bytes;
@@ -567,7 +579,7 @@ static void tt_take(void)
     bytes = s->bytes;
     tt_note_speed(cpu0);
     /* s may be merged away here */
-    tt_adapt(first, tt_fit_budget(), t0);
+    tt_adapt(first, tt_fit_budget(), cpu0, check_ns);
     tt_plan_next();
     trace_replay_tt_snapshot(now.icount, now.consumed, npages, bytes,
                              tt.used, (get_clock() - t0) / 1000,
