@@ -57,7 +57,8 @@
  * about 370 M far from it).  The interval is 10 M instructions when the
  * budget is full, down to 1 M while it is mostly unused, and never so
  * fine that taking snapshots costs more than a fifteenth of the replay's
- * time (tt_adapt_interval()).
+ * time, both in the vCPU thread's CPU time (tt_adapt_interval(),
+ * tt_adapt()).
  *
  * RESTORING
  *
