@@ -31,6 +31,15 @@
  * the data as it was; write-zeroes writes zeroes.  The overlay is dropped
  * when the drive is closed.
  *
+ * Time-travel snapshots share the overlay's blocks instead of copying
+ * them: a block is written in place only while the overlay alone holds
+ * it, and copied first once a snapshot holds it too, so a snapshot costs
+ * a table of pointers and the blocks written since the one before.  On
+ * the Linux benchmark, copying every block at every snapshot grew the
+ * time a snapshot took as the guest wrote (0.45 ms median over a
+ * forward replay, 1.5 ms in its last half), and with tens of MiB
+ * written each snapshot would hold them all again.
+ *
  * With rr off, blkreplay is a plain pass-through filter: no overlay, and
  * requests complete as soon as the image completes them.
  */
@@ -48,8 +57,25 @@
 
 #define BLKREPLAY_BLOCK 4096
 
+typedef struct BlkreplaySnapshot BlkreplaySnapshot;
+
+/*
+ * A block of an overlay, held by the drive's overlay and by the snapshots
+ * that saved it (@refs, atomic: a snapshot is freed on the vCPU thread
+ * without the BQL, while the overlay changes under it).  The data changes
+ * only while @refs is 1 and the overlay holds it (overlay_own()).
+ * @owner, the snapshot that counts its bytes, is used on the vCPU thread
+ * alone (save, merge, free).
+ */
+typedef struct OverlayBlock {
+    uint64_t index;             /* the key in the hash tables */
+    unsigned refs;
+    BlkreplaySnapshot *owner;
+    uint8_t data[BLKREPLAY_BLOCK];
+} OverlayBlock;
+
 typedef struct BDRVBlkreplayState {
-    GHashTable *overlay;    /* block index -> BLKREPLAY_BLOCK bytes */
+    GHashTable *overlay;    /* &block->index -> OverlayBlock */
     uint64_t next_turn;     /* turn of the next request submitted */
     uint64_t serving;       /* turn of the request allowed to run */
     CoQueue waiting;        /* requests waiting for their turn */
@@ -121,44 +147,97 @@ static void coroutine_fn blkreplay_end(BlockDriverState *bs, uint64_t id)
 
 /* ---- the overlay ---- */
 
-static uint8_t *overlay_block(BDRVBlkreplayState *s, uint64_t index)
+static OverlayBlock *block_new(uint64_t index)
+{
+    OverlayBlock *b = g_new(OverlayBlock, 1);
+
+    b->index = index;
+    b->refs = 1;
+    b->owner = NULL;
+    return b;
+}
+
+static void block_unref(gpointer p)
+{
+    OverlayBlock *b = p;
+
+    if (qatomic_fetch_dec(&b->refs) == 1) {
+        g_free(b);
+    }
+}
+
+/* A table of blocks: the key is in the block, which the table holds. */
+static GHashTable *overlay_new(void)
+{
+    return g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
+                                 block_unref);
+}
+
+/*
+ * Put @b in @table.  g_hash_table_replace(), not _insert(): insert keeps
+ * the old key, which points into the block it drops.
+ */
+static void overlay_put(GHashTable *table, OverlayBlock *b)
+{
+    g_hash_table_replace(table, &b->index, b);
+}
+
+static OverlayBlock *overlay_block(BDRVBlkreplayState *s, uint64_t index)
 {
     return g_hash_table_lookup(s->overlay, &index);
 }
 
 /*
- * The overlay block @index, created from the image's data when the overlay
- * does not hold it yet.
+ * Block @b of the overlay, that the overlay alone holds: @b itself, or a
+ * copy of it put in its place when a snapshot holds it too.
+ */
+static OverlayBlock *overlay_own(BDRVBlkreplayState *s, OverlayBlock *b)
+{
+    OverlayBlock *copy;
+
+    if (qatomic_read(&b->refs) == 1) {
+        return b;
+    }
+    copy = block_new(b->index);
+    memcpy(copy->data, b->data, BLKREPLAY_BLOCK);
+    overlay_put(s->overlay, copy);
+    return copy;
+}
+
+/*
+ * The overlay block @index to write to, created from the image's data
+ * when the overlay does not hold it yet.
  */
 static int coroutine_fn GRAPH_RDLOCK
 overlay_get(BlockDriverState *bs, uint64_t index, uint8_t **block)
 {
     BDRVBlkreplayState *s = bs->opaque;
     int64_t start = index * BLKREPLAY_BLOCK;
-    int64_t len = bdrv_co_getlength(bs->file->bs);
-    g_autofree uint8_t *buf = NULL;
-    uint64_t *key;
+    int64_t len;
+    OverlayBlock *b = overlay_block(s, index);
     int ret;
 
-    *block = overlay_block(s, index);
-    if (*block) {
+    *block = NULL;
+    if (b) {
+        *block = overlay_own(s, b)->data;
         return 0;
     }
+    len = bdrv_co_getlength(bs->file->bs);
     if (len < 0) {
         return len;
     }
-    buf = g_malloc0(BLKREPLAY_BLOCK);
+    b = block_new(index);
+    memset(b->data, 0, BLKREPLAY_BLOCK);
     len = MIN(len - start, BLKREPLAY_BLOCK);
     if (len > 0) {
-        ret = bdrv_co_pread(bs->file, start, len, buf, 0);
+        ret = bdrv_co_pread(bs->file, start, len, b->data, 0);
         if (ret < 0) {
+            block_unref(b);
             return ret;
         }
     }
-    key = g_new(uint64_t, 1);
-    *key = index;
-    *block = g_steal_pointer(&buf);
-    g_hash_table_insert(s->overlay, key, *block);
+    overlay_put(s->overlay, b);
+    *block = b->data;
     return 0;
 }
 
@@ -203,10 +282,10 @@ static void overlay_patch_read(BDRVBlkreplayState *s, int64_t offset,
         uint64_t index = (offset + done) / BLKREPLAY_BLOCK;
         int64_t in_block = (offset + done) % BLKREPLAY_BLOCK;
         int64_t n = MIN(bytes - done, BLKREPLAY_BLOCK - in_block);
-        uint8_t *block = overlay_block(s, index);
+        OverlayBlock *b = overlay_block(s, index);
 
-        if (block) {
-            qemu_iovec_from_buf(qiov, done, block + in_block, n);
+        if (b) {
+            qemu_iovec_from_buf(qiov, done, b->data + in_block, n);
         }
         done += n;
     }
@@ -214,11 +293,19 @@ static void overlay_patch_read(BDRVBlkreplayState *s, int64_t offset,
 
 /* ---- the drives' state for the replay engine (a participant) ---- */
 
-/* A copy of every drive's overlay, for a time-travel snapshot. */
-typedef struct BlkreplaySnapshot {
+/*
+ * Every drive's overlay, for a time-travel snapshot: its tables share
+ * the blocks with the overlays.  @charged is what the blocks it owns take
+ * (OverlayBlock's @owner): a block counts in the first snapshot that
+ * saved it, and moves to the next one when that one is merged away
+ * (blkreplay_snapshot_merge()); one that the next does not hold counts
+ * again in the next snapshot that saves it.
+ */
+struct BlkreplaySnapshot {
     GSList *drives;         /* BDRVBlkreplayState * */
     GSList *overlays;       /* GHashTable *, in the same order */
-} BlkreplaySnapshot;
+    size_t charged;
+};
 
 /* A request is in flight: its completion waits for the replay. */
 static bool blkreplay_busy(void *opaque)
@@ -242,19 +329,31 @@ static void blkreplay_settle(void *opaque)
     }
 }
 
-static GHashTable *overlay_copy(GHashTable *src, size_t *bytes)
+/*
+ * A table holding the blocks of @src.  @snap: for a snapshot, which owns
+ * the blocks that no snapshot owns yet; *@bytes grows by the table's own
+ * size.
+ */
+static GHashTable *overlay_share(GHashTable *src, BlkreplaySnapshot *snap,
+                                 size_t *bytes)
 {
-    GHashTable *dst = g_hash_table_new_full(g_int64_hash, g_int64_equal,
-                                            g_free, g_free);
+    GHashTable *dst = overlay_new();
     GHashTableIter it;
     gpointer k, v;
 
     g_hash_table_iter_init(&it, src);
     while (g_hash_table_iter_next(&it, &k, &v)) {
-        g_hash_table_insert(dst, g_memdup2(k, sizeof(uint64_t)),
-                            g_memdup2(v, BLKREPLAY_BLOCK));
-        *bytes += BLKREPLAY_BLOCK + 2 * sizeof(uint64_t);
+        OverlayBlock *b = v;
+
+        qatomic_inc(&b->refs);
+        overlay_put(dst, b);
+        if (snap && !b->owner) {
+            b->owner = snap;
+            snap->charged += sizeof(*b);
+        }
     }
+    /* a hash table entry: the key, the value and the hash */
+    *bytes += g_hash_table_size(dst) * 3 * sizeof(void *);
     return dst;
 }
 
@@ -269,7 +368,8 @@ static void *blkreplay_snapshot_save(void *opaque, size_t *bytes)
 
         snap->drives = g_slist_prepend(snap->drives, s);
         snap->overlays = g_slist_prepend(snap->overlays,
-                                         overlay_copy(s->overlay, bytes));
+                                         overlay_share(s->overlay, snap,
+                                                       bytes));
     }
     return snap;
 }
@@ -287,7 +387,60 @@ static void blkreplay_snapshot_load(void *opaque, const void *state)
             continue;       /* closed since */
         }
         g_hash_table_destroy(s->overlay);
-        s->overlay = overlay_copy(o->data, &bytes);
+        s->overlay = overlay_share(o->data, NULL, &bytes);
+    }
+}
+
+/* Unowned: the blocks of @snap's tables that @snap owns. */
+static void snapshot_disown(BlkreplaySnapshot *snap)
+{
+    GSList *o;
+
+    for (o = snap->overlays; o; o = o->next) {
+        GHashTableIter it;
+        gpointer k, v;
+
+        g_hash_table_iter_init(&it, o->data);
+        while (g_hash_table_iter_next(&it, &k, &v)) {
+            OverlayBlock *b = v;
+
+            if (b->owner == snap) {
+                b->owner = NULL;
+            }
+        }
+    }
+    snap->charged = 0;
+}
+
+static size_t blkreplay_snapshot_size(const void *state)
+{
+    const BlkreplaySnapshot *snap = state;
+
+    return snap->charged;
+}
+
+/* The blocks that @older owns and @newer holds are @newer's now. */
+static void blkreplay_snapshot_merge(void *older, void *newer)
+{
+    BlkreplaySnapshot *o = older, *n = newer;
+    GSList *d, *t;
+
+    for (d = o->drives, t = o->overlays; d; d = d->next, t = t->next) {
+        int at = g_slist_index(n->drives, d->data);
+        GHashTable *nt = at < 0 ? NULL : g_slist_nth_data(n->overlays, at);
+        GHashTableIter it;
+        gpointer k, v;
+
+        g_hash_table_iter_init(&it, t->data);
+        while (nt && g_hash_table_iter_next(&it, &k, &v)) {
+            OverlayBlock *b = v;
+
+            if (b->owner == o && g_hash_table_lookup(nt, k) == b) {
+                b->owner = n;
+                o->charged -= sizeof(*b);
+                n->charged += sizeof(*b);
+            }
+        }
     }
 }
 
@@ -295,6 +448,7 @@ static void blkreplay_snapshot_free(void *state)
 {
     BlkreplaySnapshot *snap = state;
 
+    snapshot_disown(snap);
     g_slist_free(snap->drives);
     g_slist_free_full(snap->overlays, (GDestroyNotify)g_hash_table_destroy);
     g_free(snap);
@@ -317,8 +471,10 @@ static void blkreplay_serialize(void *opaque, GByteArray *b)
         replay_put_u32(b, g_hash_table_size(s->overlay));
         g_hash_table_iter_init(&it, s->overlay);
         while (g_hash_table_iter_next(&it, &k, &v)) {
-            replay_put_u64(b, *(uint64_t *)k);
-            g_byte_array_append(b, v, BLKREPLAY_BLOCK);
+            OverlayBlock *blk = v;
+
+            replay_put_u64(b, blk->index);
+            g_byte_array_append(b, blk->data, BLKREPLAY_BLOCK);
         }
     }
 }
@@ -335,17 +491,16 @@ static bool blkreplay_deserialize(void *opaque, const uint8_t *buf,
 
         g_hash_table_remove_all(s->overlay);
         for (i = 0; i < n && !r.bad; i++) {
-            uint64_t *index = g_new(uint64_t, 1);
-            const uint8_t *block;
+            uint64_t index = replay_get_u64(&r);
+            const uint8_t *data = replay_get_raw(&r, BLKREPLAY_BLOCK);
+            OverlayBlock *blk;
 
-            *index = replay_get_u64(&r);
-            block = replay_get_raw(&r, BLKREPLAY_BLOCK);
-            if (!block) {
-                g_free(index);
+            if (!data) {
                 break;
             }
-            g_hash_table_insert(s->overlay, index,
-                                g_memdup2(block, BLKREPLAY_BLOCK));
+            blk = block_new(index);
+            memcpy(blk->data, data, BLKREPLAY_BLOCK);
+            overlay_put(s->overlay, blk);
         }
     }
     if (!replay_bytes_done(&r)) {
@@ -363,6 +518,8 @@ static const ReplayParticipant blkreplay_participant = {
     .save = blkreplay_snapshot_save,
     .load = blkreplay_snapshot_load,
     .free = blkreplay_snapshot_free,
+    .size = blkreplay_snapshot_size,
+    .merge = blkreplay_snapshot_merge,
     .serialize = blkreplay_serialize,
     .deserialize = blkreplay_deserialize,
 };
@@ -394,8 +551,7 @@ static int blkreplay_open(BlockDriverState *bs, QDict *options, int flags,
     if (ret < 0) {
         return ret;
     }
-    s->overlay = g_hash_table_new_full(g_int64_hash, g_int64_equal,
-                                       g_free, g_free);
+    s->overlay = overlay_new();
     qemu_co_queue_init(&s->waiting);
     if (blkreplay_active() && !blkreplay_registered) {
         replay_register_participant(&blkreplay_participant, NULL);

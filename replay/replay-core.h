@@ -261,7 +261,11 @@ void replay_participants_settle(void);
 ReplayParticipantsState *replay_participants_save(void);
 void replay_participants_load(const ReplayParticipantsState *s);
 void replay_participants_free(ReplayParticipantsState *s);
+/* Bytes @s holds now: what save counted and what each size op adds. */
 size_t replay_participants_size(const ReplayParticipantsState *s);
+/* @older is merged away into @newer (the merge ops), before its free. */
+void replay_participants_merge(ReplayParticipantsState *older,
+                               ReplayParticipantsState *newer);
 GByteArray *replay_participants_serialize(void);
 bool replay_participants_deserialize(const uint8_t *buf, size_t len,
                                      Error **errp);

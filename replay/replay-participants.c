@@ -158,7 +158,31 @@ void replay_participants_free(ReplayParticipantsState *s)
 
 size_t replay_participants_size(const ReplayParticipantsState *s)
 {
-    return s->bytes;
+    size_t bytes = s->bytes;
+    guint i;
+
+    for (i = 0; i < MIN(s->n, part_count()); i++) {
+        Participant *p = part_at(i);
+
+        if (p->ops->size && s->states[i]) {
+            bytes += p->ops->size(s->states[i]);
+        }
+    }
+    return bytes;
+}
+
+void replay_participants_merge(ReplayParticipantsState *older,
+                               ReplayParticipantsState *newer)
+{
+    guint i;
+
+    for (i = 0; i < MIN(MIN(older->n, newer->n), part_count()); i++) {
+        Participant *p = part_at(i);
+
+        if (p->ops->merge && older->states[i] && newer->states[i]) {
+            p->ops->merge(older->states[i], newer->states[i]);
+        }
+    }
 }
 
 static guint serialized_count(void)

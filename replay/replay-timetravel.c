@@ -378,6 +378,7 @@ static void tt_merge(guint i)
     }
     tt.used -= s->bytes + next->bytes;
     tt_pages_merge(s->pages, next->pages, is_base);
+    replay_participants_merge(s->parts, next->parts);
     tt_snapshot_account(next);
     tt.used += next->bytes;
     trace_replay_tt_thin(s->pos.icount, tt.used);

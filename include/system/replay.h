@@ -351,6 +351,12 @@ const char *replay_gdb_stop_reason(void);
  *  - save/load/free: a copy of the state for a time-travel snapshot,
  *    taken between two slices, and put back after the device state.
  *    save adds the copy's size in bytes to *@bytes.
+ *  - size: bytes a copy holds now besides what save counted, for copies
+ *    that share their data (a block that two snapshots hold is counted
+ *    in one of them).  NULL: none.
+ *  - merge: snapshot @older is merged away into @newer, the next one;
+ *    what @older alone counted in size and @newer holds too goes to
+ *    @newer, before @older is freed.  NULL: nothing to move.
  *  - serialize/deserialize: the state as bytes for a savevm snapshot
  *    (system/replay-bytes.h), and back; deserialize reads all of it or
  *    fails with an error that says what does not match.
@@ -376,6 +382,8 @@ typedef struct ReplayParticipant {
     void *(*save)(void *opaque, size_t *bytes);
     void (*load)(void *opaque, const void *state);
     void (*free)(void *state);
+    size_t (*size)(const void *state);
+    void (*merge)(void *older, void *newer);
     void (*serialize)(void *opaque, GByteArray *out);
     bool (*deserialize)(void *opaque, const uint8_t *buf, size_t len,
                         Error **errp);
