@@ -62,9 +62,8 @@ double tt_gap_wanted(uint64_t at, uint64_t focus, uint64_t interval,
 
 /*
  * About how many snapshots the ramp behind the position holds for @cap,
- * with the interval it has when the budget is full (the interval itself
- * changes as the budget fills, and a plan made with it would not stay
- * even).
+ * with TT_INTERVAL_INITIAL for the interval (the interval itself moves
+ * with what snapshots cost, and a plan made with it would not stay even).
  */
 double tt_ramp_count(double cap)
 {
@@ -233,30 +232,34 @@ bool tt_worth_filling(const TTLayout *l, int p, uint64_t now, int64_t target)
 #define TT_FLOOR_SLACK 1.25
 
 /*
- * The interval after a snapshot was taken: back towards
- * TT_INTERVAL_INITIAL when the budget is full (@thinned: merging was
- * needed), finer while it is mostly unused; but never so fine that
- * taking a snapshot (@cost_ns) costs more than TT_COST_SHARE of the time
- * the replay takes to run an interval (@ns_per_insn; 0: not known yet).
- * Judged by the speed of running an interval, not by the time since the
- * last snapshot: the ramp towards a break takes a few snapshots closer
- * than the interval on purpose, and would otherwise coarsen the interval
- * for the rest of the replay.
+ * The interval after a snapshot was taken.  Once the replay's speed
+ * (@ns_per_insn) is known, the cost decides: the interval is as fine as
+ * taking a snapshot (@cost_ns, merges included) allows for it to cost
+ * TT_COST_SHARE of the time the replay takes to run an interval (the
+ * floor), TT_FLOOR_MARGIN above it, set there whenever it falls below
+ * the floor or drifts more than TT_FLOOR_SLACK above it (snapshot costs
+ * vary), and never below TT_INTERVAL_MIN.  Judged by the speed of
+ * running an interval, not by the time since the last snapshot: the
+ * ramp towards a break takes a few snapshots closer than the interval on
+ * purpose, and would otherwise coarsen it for the rest of the replay.
  *
- * Below that floor, the interval goes to TT_FLOOR_MARGIN times it; above
- * TT_INTERVAL_INITIAL, it comes down there (or to TT_INTERVAL_INITIAL)
- * once it is more than TT_FLOOR_SLACK times the floor.  Not by doubling
- * and halving: steps of two left it anywhere up to twice the floor, and
- * the slack kept it there.  On the Linux test guest (x86_64), with
- * snapshots costing 4.6 ms and the replay 7.5 ns per instruction, the
- * floor was 9.3 M instructions and the interval sat at 20 M, which a
- * reverse step pays for: it replays half an interval on average.
+ * Whether the budget is full does not move it: the floor counts the
+ * merges that a full budget adds to each snapshot, and the gap that the
+ * user's reverse steps replay is the interval near where they work.
+ * Going back to TT_INTERVAL_INITIAL whenever merging was needed (as
+ * before) kept the Linux benchmark's x86_64 replay at 10 M instructions
+ * with a floor of 6 to 9 M, and a reverse step replays half an interval
+ * on average.  Not by doubling and halving either: steps of two left it
+ * anywhere up to twice the floor, and the slack kept it there.
+ *
+ * Before the speed is known: towards TT_INTERVAL_INITIAL when the budget
+ * is full (@thinned), finer while it is less than a quarter used.
  *
  * The share leaves room under the 10% that a replay with time travel
  * may cost more than one without (docs/system/replay-bench.md) for the
- * restores and the merges; where the cost decides the interval, a
- * reverse step replays about cost / share / 2 of host time, and the
- * margin (21 ms for a 2.5 ms snapshot).
+ * restores; where the cost decides the interval, a reverse step replays
+ * about cost / share / 2 of host time, and the margin (21 ms for a
+ * 2.5 ms snapshot).
  */
 uint64_t tt_adapt_interval(const TTLayout *l, bool thinned, uint64_t used,
                            double cost_ns, double ns_per_insn)
@@ -264,21 +267,22 @@ uint64_t tt_adapt_interval(const TTLayout *l, bool thinned, uint64_t used,
     uint64_t interval = l->interval;
     double floor;
 
-    if (thinned && interval < TT_INTERVAL_INITIAL) {
-        interval *= 2;
-    } else if (!thinned && used < l->budget / 4 &&
-               interval > TT_INTERVAL_MIN) {
-        interval /= 2;
-    }
     if (ns_per_insn <= 0) {
+        if (thinned && interval < TT_INTERVAL_INITIAL) {
+            return interval * 2;
+        }
+        if (!thinned && used < l->budget / 4 &&
+            interval > TT_INTERVAL_MIN) {
+            return interval / 2;
+        }
         return interval;
     }
     floor = cost_ns / TT_COST_SHARE / ns_per_insn;
-    if (interval < floor) {
-        return MIN(floor * TT_FLOOR_MARGIN, (double)TT_INTERVAL_MAX);
-    }
-    if (interval > TT_INTERVAL_INITIAL && interval > floor * TT_FLOOR_SLACK) {
-        return MAX(floor * TT_FLOOR_MARGIN, (double)TT_INTERVAL_INITIAL);
+    if (interval < floor || interval > floor * TT_FLOOR_SLACK) {
+        double want = floor * TT_FLOOR_MARGIN;
+
+        return MIN(MAX(want, (double)TT_INTERVAL_MIN),
+                   (double)TT_INTERVAL_MAX);
     }
     return interval;
 }

@@ -204,13 +204,22 @@ static void test_adapt_interval(void)
     TTLayout l = layout(at, 1, 4 * M);
 
     l.budget = 1000;
-    /* thinned below the initial interval: doubles */
+    /* the speed not known yet: thinned below the initial interval, doubles */
     g_assert_cmpuint(tt_adapt_interval(&l, true, 1000, 0, 0), ==, 8 * M);
+    /* not above it */
+    l.interval = TT_INTERVAL_INITIAL;
+    g_assert_cmpuint(tt_adapt_interval(&l, true, 1000, 3e6, 0), ==,
+                     TT_INTERVAL_INITIAL);
     /* budget mostly unused: halves, not below the minimum */
+    l.interval = 4 * M;
     g_assert_cmpuint(tt_adapt_interval(&l, false, 100, 0, 0), ==, 2 * M);
     l.interval = TT_INTERVAL_MIN;
     g_assert_cmpuint(tt_adapt_interval(&l, false, 100, 0, 0), ==,
                      TT_INTERVAL_MIN);
+    /* used between a quarter and all of it: unchanged */
+    l.interval = 40 * M;
+    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 3e6, 0), ==,
+                     40 * M);
     /*
      * 1 ns per instruction: 10 M instructions run in 10 ms.  A snapshot
      * costing 3 ms may take a fifteenth of the time: it needs an interval
@@ -230,26 +239,30 @@ static void test_adapt_interval(void)
     assert_near(tt_adapt_interval(&l, false, 500, 2.5e6, 1), 41.25 * M);
     l.interval = 40 * M;
     assert_near(tt_adapt_interval(&l, false, 500, 1e6, 1), 16.5 * M);
-    /* not below the initial interval that way */
-    assert_near(tt_adapt_interval(&l, false, 500, 0.5e6, 1),
-                TT_INTERVAL_INITIAL);
+    /* below the initial interval too */
+    assert_near(tt_adapt_interval(&l, false, 500, 0.5e6, 1), 8.25 * M);
+    /* not below the minimum */
+    assert_near(tt_adapt_interval(&l, false, 500, 0.01e6, 1),
+                TT_INTERVAL_MIN);
     /*
-     * The Linux test guest: snapshots of 4.6 ms, 7.5 ns per instruction,
-     * a floor of 9.2 M.  Doubling from 10 M gave 20 M, and 20 M stayed
-     * (its half was less than 1.25 times the floor): now 10.12 M
+     * The Linux test guest: snapshots of 3 ms, 8.5 ns per instruction, a
+     * floor of 5.3 M.  With the budget full (thinned), the interval went
+     * back to 10 M and stayed there: now 5.8 M, full budget or not
      */
-    l.interval = 20 * M;
-    assert_near(tt_adapt_interval(&l, false, 500, 4.6e6, 7.5), 10.12 * M);
     l.interval = 10 * M;
-    assert_near(tt_adapt_interval(&l, false, 500, 4.6e6, 7.5), 10 * M);
-    /* a snapshot slower by a quarter: a tenth above its floor, 11.5 M */
+    assert_near(tt_adapt_interval(&l, true, 1000, 3e6, 8.5),
+                3e6 * 15 / 8.5 * 1.1);
+    l.interval = 5 * M;
+    assert_near(tt_adapt_interval(&l, true, 1000, 3e6, 8.5),
+                3e6 * 15 / 8.5 * 1.1);
+    l.interval = 3e6 * 15 / 8.5 * 1.1;
+    assert_near(tt_adapt_interval(&l, true, 1000, 3e6, 8.5),
+                3e6 * 15 / 8.5 * 1.1);
+    /* a snapshot slower by a quarter: a tenth above its floor */
+    l.interval = 10 * M;
     assert_near(tt_adapt_interval(&l, false, 500, 5.75e6, 7.5), 12.65 * M);
     /* at most TT_INTERVAL_MAX */
     assert_near(tt_adapt_interval(&l, false, 500, 1e12, 1), TT_INTERVAL_MAX);
-    /* the speed not known yet: the budget alone decides */
-    l.interval = 40 * M;
-    g_assert_cmpuint(tt_adapt_interval(&l, false, 500, 3e6, 0), ==,
-                     40 * M);
 }
 
 int main(int argc, char **argv)
