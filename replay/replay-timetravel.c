@@ -237,6 +237,13 @@ void replay_tt_configure(QemuOpts *opts)
 
     tt.budget_set = b != NULL;
     tt.budget = qemu_opt_get_size(opts, "rrbudget", 0);
+    if (tt.budget && tt.budget < MiB) {
+        /* rrbudget=512 meant 512M: a warning at the first merge is late */
+        error_report("-icount rrbudget=%s: %" PRIu64 " bytes is less than "
+                     "1 MiB; sizes without a suffix (K, M, G) are bytes, "
+                     "and 0 turns time travel off", b, tt.budget);
+        exit(1);
+    }
     tt.check = qemu_opt_get_bool(opts, "rrcheck", false);
     tt.interval = TT_INTERVAL_INITIAL;
     tt.speed_icount = UINT64_MAX;

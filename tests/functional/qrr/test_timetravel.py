@@ -714,6 +714,21 @@ def test_device_without_state_turns_time_travel_off(tmp_path):
         r.quit()
 
 
+def test_budget_below_a_mib_is_refused(tmp_path, recordings):
+    """rrbudget=512 is 512 bytes, not 512M: refused at start-up with a
+    line that says so, where it used to run with time travel keeping the
+    first and the latest snapshot only, and a warning that the snapshots
+    needed "0 MiB, more than rrbudget=0 MiB"."""
+    machine = BAREMETAL[0]
+    log, _ = recordings(machine)
+    arch = q.MACHINES[machine][0]
+    res = q.run(arch, q.baremetal_args(machine) +
+                q.icount_opt('replay', log, 'rrbudget=512'))
+    assert res.rc == 1, res.describe()
+    assert '-icount rrbudget=512: 512 bytes is less than 1 MiB' in \
+        res.err.decode(errors='replace'), res.describe()
+
+
 @pytest.mark.parametrize('machine', BAREMETAL)
 def test_budget(tmp_path, recordings, machine):
     """Snapshots stay within rrbudget, and seeks work everywhere."""
