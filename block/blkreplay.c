@@ -37,8 +37,8 @@
  * a table of pointers and the blocks written since the one before.  On
  * the Linux benchmark, copying every block at every snapshot grew the
  * time a snapshot took as the guest wrote (0.45 ms median over a
- * forward replay, 1.5 ms in its last half), and with tens of MiB
- * written each snapshot would hold them all again.
+ * forward replay, 1.5 ms in the second half of a gdb session), and with
+ * tens of MiB written each snapshot would hold them all again.
  *
  * With rr off, blkreplay is a plain pass-through filter: no overlay, and
  * requests complete as soon as the image completes them.

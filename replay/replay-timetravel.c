@@ -54,11 +54,10 @@
  * will allow once it has arrived (tt_worth_filling()), so that the
  * history it leaves is even (on the benchmark's guest, 65 s of guest time
  * in 125 snapshots: a gap of 10 M instructions at the current position,
- * about 370 M far from it).  The interval is 10 M instructions when the
- * budget is full, down to 1 M while it is mostly unused, and never so
- * fine that taking snapshots costs more than a fifteenth of the replay's
- * time, both in the vCPU thread's CPU time (tt_adapt_interval(),
- * tt_adapt()).
+ * about 370 M far from it).  The interval is as fine as taking snapshots
+ * allows for them to cost a fifteenth of the replay's time, both counted
+ * in the vCPU thread's CPU time, and at least 1 M instructions
+ * (tt_adapt_interval(), tt_adapt()).
  *
  * RESTORING
  *

@@ -353,7 +353,7 @@ const char *replay_gdb_stop_reason(void);
  *    save adds the copy's size in bytes to *@bytes.
  *  - size: bytes a copy holds now besides what save counted, for copies
  *    that share their data (a block that two snapshots hold is counted
- *    in one of them).  NULL: none.
+ *    in at most one of them).  NULL: none.
  *  - merge: snapshot @older is merged away into @newer, the next one;
  *    what @older alone counted in size and @newer holds too goes to
  *    @newer, before @older is freed.  NULL: nothing to move.
