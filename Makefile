@@ -69,6 +69,8 @@ bench: build guests
 	@bash $(T)/fetch-base.sh
 	@bash $(T)/assemble.sh upstream
 	@bash $(T)/build-qemu.sh upstream
+	@bash $(T)/assemble.sh upstream-warp
+	@bash $(T)/build-qemu.sh upstream-warp
 	@bash $(T)/bench.sh
 
 clean:

@@ -7,6 +7,10 @@
 #   assemble.sh upstream  Debian's QEMU 10.0 as it is (for the benchmark),
 #                         plus only our device configs, so both builds have
 #                         the same devices.
+#   assemble.sh upstream-warp
+#                         upstream plus our patch 0006 alone (the benchmark
+#                         measures how much of upstream's log that fix of
+#                         its icount code saves, apart from our log design).
 #
 # The tree is unpacked afresh when the base or the series changes; otherwise
 # only our files are synced (files whose content is unchanged keep their
@@ -15,7 +19,10 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 flavour=${1:-qrr}
-case "$flavour" in qrr|upstream) ;; *) qrr_die "usage: $0 qrr|upstream" ;; esac
+case "$flavour" in qrr|upstream|upstream-warp) ;;
+*) qrr_die "usage: $0 qrr|upstream|upstream-warp" ;;
+esac
+WARP_PATCH=0006-icount-account-warp-only-when-in-progress.patch
 
 src=$QRR_BUILD/$flavour/src
 dl=$QRR_BUILD/downloads
@@ -40,6 +47,8 @@ stamp_of() {
                 case "$p" in ''|'#'*) continue ;; esac
                 cat "$QRR_TOP/patches/$p"
             done < "$QRR_TOP/patches/series"
+        elif [ "$flavour" = upstream-warp ]; then
+            cat "$QRR_TOP/patches/$WARP_PATCH"
         fi
     } | sha256sum | cut -d' ' -f1
 }
@@ -90,7 +99,7 @@ sync_ours() {
     local d f
     for d in "${OUR_DIRS[@]}"; do
         [ -d "$QRR_TOP/$d" ] || continue
-        if [ "$flavour" = upstream ] && [ "$d" != configs ]; then
+        if [ "$flavour" != qrr ] && [ "$d" != configs ]; then
             continue
         fi
         while IFS= read -r -d '' f; do
@@ -108,6 +117,11 @@ assemble() {
         apply_series
     else
         sync_ours
+        if [ "$flavour" = upstream-warp ]; then
+            patch -d "$src" -p1 -s --no-backup-if-mismatch \
+                -i "$QRR_TOP/patches/$WARP_PATCH" ||
+                qrr_die "patch $WARP_PATCH does not apply to the base"
+        fi
     fi
 }
 

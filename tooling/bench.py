@@ -11,8 +11,13 @@
 # only that section of FILE and keeps the others):
 #
 # boot        The default Linux guest, N runs of each configuration,
-#             interleaved: plain TCG, icount-only (shift=auto), record,
-#             replay; the log's size.  A replay whose serial output differs
+#             interleaved across configurations, flavours and
+#             architectures: plain TCG, icount-only (shift=auto), record,
+#             replay; the log's size, split step by step from upstream's
+#             log to ours: upstream with our patch 0006 alone
+#             (build/upstream-warp, recorded once per run, not timed),
+#             upstream's file compressed by zlib, our events before and
+#             after compression.  A replay whose serial output differs
 #             from its recording's is reported in the table (and makes the
 #             exit status 1): a fast wrong replay is no result.
 #
@@ -74,12 +79,15 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get('QRR_BUILD', TOP / 'build'))
 sys.path.insert(0, str(TOP / 'tests' / 'functional' / 'qrr'))
 from qrrqmp import QMP  # noqa: E402
+sys.path.insert(0, str(TOP / 'scripts'))
+from qrr_tool.logstats import log_stats  # noqa: E402
 FLAVOURS = ('qrr', 'upstream')
 GUEST = {
     'x86_64': (['-M', 'pc', '-cpu', 'max'], 'ttyS0'),
@@ -125,27 +133,64 @@ def run_one(flavour, arch, config, log):
     return elapsed, p.stdout
 
 
-def measure(arch, runs, tmp):
-    """{(flavour, config): [seconds]}, {flavour: [log bytes]}, mismatches"""
-    times = {(f, c): [] for f in FLAVOURS for c in CONFIGS}
-    sizes = {f: [] for f in FLAVOURS}
-    mismatch = {f: 0 for f in FLAVOURS}
+def measure(arches, runs, tmp):
+    """{arch: (times, sizes, mismatch)}: times {(flavour, config):
+    [seconds]}, sizes {name: [bytes]}, mismatch {flavour: count}.
+    Run i of every architecture, configuration and flavour comes before
+    run i + 1 of any, so that a slow patch of the host spreads over all
+    of them."""
+    res = {}
+    for arch in arches:
+        res[arch] = ({(f, c): [] for f in FLAVOURS for c in CONFIGS},
+                     {n: [] for n in SIZES}, {f: 0 for f in FLAVOURS})
     for i in range(runs):
-        for config in CONFIGS:
-            for flavour in FLAVOURS:
-                log = tmp / f'{flavour}-{arch}-{i}.rr'
-                t, out = run_one(flavour, arch, config, log)
-                times[flavour, config].append(t)
-                if config == 'record':
-                    sizes[flavour].append(log.stat().st_size)
-                    (tmp / f'{flavour}-{i}.out').write_bytes(out)
-                elif config == 'replay':
-                    if out != (tmp / f'{flavour}-{i}.out').read_bytes():
-                        mismatch[flavour] += 1
-                    log.unlink()
-                print(f'  {arch} run {i + 1}/{runs} {config:7} {flavour:8} '
-                      f'{t:7.2f} s', file=sys.stderr)
-    return times, sizes, mismatch
+        for arch in arches:
+            times, sizes, mismatch = res[arch]
+            for config in CONFIGS:
+                for flavour in FLAVOURS:
+                    log = tmp / f'{flavour}-{arch}-{i}.rr'
+                    out_file = tmp / f'{flavour}-{arch}-{i}.out'
+                    t, out = run_one(flavour, arch, config, log)
+                    times[flavour, config].append(t)
+                    if config == 'record':
+                        out_file.write_bytes(out)
+                        for n, v in log_sizes(flavour, log).items():
+                            sizes[n].append(v)
+                    elif config == 'replay':
+                        if out != out_file.read_bytes():
+                            mismatch[flavour] += 1
+                        log.unlink()
+                    print(f'  {arch} run {i + 1}/{runs} {config:7} '
+                          f'{flavour:8} {t:7.2f} s', file=sys.stderr)
+            sizes['upstream-warp'].append(warp_log_size(arch, tmp, i))
+    return res
+
+
+# The log sizes that the boot table splits (see log_table()).
+SIZES = ('qrr', 'qrr-raw', 'upstream', 'upstream-zlib', 'upstream-warp')
+
+
+def log_sizes(flavour, log):
+    """The sizes of the log of a recording by @flavour."""
+    if flavour == 'upstream':
+        data = log.read_bytes()
+        return {'upstream': len(data),
+                'upstream-zlib': len(zlib.compress(data, 6))}
+    st = log_stats(log)
+    if not st or st.get('status') != 'complete':
+        sys.exit(f'bench: {log}: {st and st.get("problem")}')
+    return {'qrr': log.stat().st_size, 'qrr-raw': st['raw_bytes']}
+
+
+def warp_log_size(arch, tmp, i):
+    """The size of the log of a recording by upstream with our patch
+    0006 alone (build/upstream-warp): not timed, it only splits the
+    log's size."""
+    log = tmp / f'warp-{arch}-{i}.rr'
+    run_one('upstream-warp', arch, 'record', log)
+    size = log.stat().st_size
+    log.unlink()
+    return size
 
 
 def fmt_ratio(a, b):
@@ -154,7 +199,7 @@ def fmt_ratio(a, b):
 
 def table(arch, runs, times, sizes, mismatch):
     med = {k: statistics.median(v) for k, v in times.items()}
-    size = {f: statistics.median(v) for f, v in sizes.items()}
+    size = {n: statistics.median(v) for n, v in sizes.items()}
     rows = [f'### {arch} ({" ".join(GUEST[arch][0])}, Linux + busybox '
             f'boot, median of {runs})', '',
             '| | qrr | upstream | qrr / upstream |', '|---|---|---|---|']
@@ -175,6 +220,24 @@ def table(arch, runs, times, sizes, mismatch):
         ' | |')
     rows.append('| replays matching their recording | ' + ' | '.join(
         f'{runs - mismatch[f]}/{runs}' for f in FLAVOURS) + ' | |')
+    return '\n'.join(rows) + '\n\n' + log_table(arch, runs, size)
+
+
+def log_table(arch, runs, size):
+    """Where the log's size goes, step by step from upstream's log to
+    ours: each row is one change and says what it saves."""
+    up = size['upstream']
+    rows = [f'{arch}, the log of one boot (bytes, median of {runs}):', '',
+            '| log | bytes | upstream\'s log / this |', '|---|---|---|']
+
+    def row(label, n):
+        rows.append(f'| {label} | {n:,.0f} | {up / n:,.1f} |')
+    row('upstream', up)
+    row('upstream with our patch 0006 (the warp fix) alone',
+        size['upstream-warp'])
+    row('upstream, the file compressed by zlib -6', size['upstream-zlib'])
+    row('qrr, the events uncompressed (the event design)', size['qrr-raw'])
+    row('qrr, the file (zlib -6 per chunk, headers, checksums)', size['qrr'])
     return '\n'.join(rows) + '\n'
 
 
@@ -1573,7 +1636,8 @@ def main():
     sections = [a.only] if a.only else list(SECTIONS)
     arches = a.arch.split(',')
     # smp and linuxtt do without upstream's build
-    for f in FLAVOURS if set(sections) - {'smp', 'linuxtt'} else ('qrr',):
+    for f in (FLAVOURS + ('upstream-warp',) if 'boot' in sections else
+              FLAVOURS if set(sections) - {'smp', 'linuxtt'} else ('qrr',)):
         for arch in arches:
             if not qemu(f, arch).exists():
                 sys.exit(f'bench: {qemu(f, arch)} is missing: run make bench')
@@ -1594,9 +1658,12 @@ def main():
     with tempfile.TemporaryDirectory(prefix='qrr-bench-') as tmp:
         if 'boot' in sections:
             text = [SECTIONS['boot'], '',
-                    f'qrr benchmark, {stamp}; runs interleaved.', '']
+                    f'qrr benchmark, {stamp}; runs interleaved: run i of '
+                    'every architecture, configuration and flavour before '
+                    'run i + 1.', '']
+            res = measure(arches, a.runs, Path(tmp))
             for arch in arches:
-                times, sizes, mismatch = measure(arch, a.runs, Path(tmp))
+                times, sizes, mismatch = res[arch]
                 text.append(table(arch, a.runs, times, sizes, mismatch))
                 bad |= mismatch['qrr'] > 0
             out['boot'] = '\n'.join(text)

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Configure (once) and build QEMU in $QRR_BUILD/<flavour>/qemu.
-#   build-qemu.sh qrr|upstream
+#   build-qemu.sh qrr|upstream|upstream-warp
 #   build-qemu.sh sanitize    qrr's tree with ASan and UBSan, in
 #                             $QRR_BUILD/sanitize/qemu (make sanitize)
 #   build-qemu.sh tsan        qrr's tree with ThreadSanitizer, in
@@ -16,7 +16,7 @@ werror=--enable-werror
 # upstream's replay has no use for it
 extra=(--enable-zstd)
 case "$flavour" in
-upstream)
+upstream|upstream-warp)
     extra=()
     ;;
 sanitize|tsan)
