@@ -130,6 +130,13 @@ typedef struct ReplayState {
     bool at_end;
     bool finished;              /* replay_finish() ran */
     int64_t shutdown_icount;    /* -1, or where the recorded shutdown was */
+    /*
+     * Read from the log's end when the replay opens it (not replay state:
+     * a time-travel restore leaves them): the last shutdown request of
+     * the recording, its icount (-1: none found) and ShutdownCause.
+     */
+    int64_t log_shutdown_icount;
+    int log_shutdown_cause;
 
     /* asynchronous events waiting to be recorded or replayed */
     QemuMutex async_lock;

@@ -29,6 +29,15 @@ ReplayInfo *qmp_query_replay(Error **errp)
         info->filename = g_strdup(replay_state.filename);
     }
     info->icount = replay_mode == REPLAY_MODE_NONE ? 0 : replay_icount();
+    if (replay_mode == REPLAY_MODE_PLAY && replay_state.reader) {
+        info->has_end = true;
+        info->end = replay_log_last_icount(replay_state.reader);
+        if (replay_state.log_shutdown_icount >= 0) {
+            info->shutdown = g_new0(ReplayShutdown, 1);
+            info->shutdown->icount = replay_state.log_shutdown_icount;
+            info->shutdown->cause = replay_state.log_shutdown_cause;
+        }
+    }
     return info;
 }
 
@@ -138,9 +147,17 @@ void hmp_info_replay(Monitor *mon, const QDict *qdict)
                    "\n", info->mode == REPLAY_MODE_RECORD ? "Recording"
                    : "Replaying", info->filename, info->icount);
     hmp_info_replay_vcpus(mon);
+    if (info->has_end) {
+        monitor_printf(mon, "Log ends at instruction count %" PRId64 "\n",
+                       info->end);
+    }
+    if (info->shutdown) {
+        monitor_printf(mon, "The recorded machine was asked to shut down "
+                       "(%s) at instruction count %" PRId64 "\n",
+                       ShutdownCause_str(info->shutdown->cause),
+                       info->shutdown->icount);
+    }
     if (info->mode == REPLAY_MODE_PLAY && replay_state.reader) {
-        monitor_printf(mon, "Log ends at instruction count %" PRIu64 "\n",
-                       replay_log_last_icount(replay_state.reader));
         hmp_info_replay_snapshots(mon);
     }
 }

@@ -1000,8 +1000,7 @@ bool replay_log_seek(ReplayLogReader *r, const ReplayLogPos *pos,
     return true;
 }
 
-/* Back to before the first event. */
-static void replay_log_rewind(ReplayLogReader *r)
+void replay_log_rewind(ReplayLogReader *r)
 {
     r->cur = 0;
     r->left = 0;

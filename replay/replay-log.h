@@ -127,6 +127,9 @@ void replay_log_tell(ReplayLogReader *r, ReplayLogPos *pos);
 bool replay_log_seek(ReplayLogReader *r, const ReplayLogPos *pos,
                      Error **errp);
 
+/* Back to before the first event, as replay_log_open() leaves a reader. */
+void replay_log_rewind(ReplayLogReader *r);
+
 void replay_log_close_reader(ReplayLogReader *r);
 
 #endif

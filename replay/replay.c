@@ -323,6 +323,42 @@ static void replay_configure_fsync(QemuOpts *opts)
     }
 }
 
+/*
+ * Where the recorded machine was asked to shut down, for "info replay"
+ * and query-replay to say before the replay gets there.  A shutdown ends
+ * a recording, so its event is in one of the last two chunks (the writer
+ * may seal a chunk between it and END); the last one there counts.  A
+ * recording that ended otherwise has none.  A chunk that does not decode
+ * leaves it unknown here: the replay names the chunk when it reaches it.
+ * The cause is checked as replay_head_check() checks every event's.
+ */
+static void replay_find_log_shutdown(ReplayLogReader *r)
+{
+    uint32_t chunks = replay_log_chunks(r);
+    ReplayLogPos pos = { .chunk = chunks > 2 ? chunks - 2 : 0 };
+    ReplayEvent ev;
+    int got = 0;
+
+    replay_state.log_shutdown_icount = -1;
+    if (chunks && replay_log_seek(r, &pos, NULL)) {
+        do {
+            memset(&ev, 0, sizeof(ev));
+            got = replay_log_next(r, &ev, NULL);
+            if (got > 0 && ev.kind == REPLAY_EV_SHUTDOWN &&
+                ev.arg[0] >= 0 && ev.arg[0] < SHUTDOWN_CAUSE__MAX &&
+                ev.icount <= INT64_MAX) {
+                replay_state.log_shutdown_icount = ev.icount;
+                replay_state.log_shutdown_cause = ev.arg[0];
+            }
+            replay_event_clear(&ev);
+        } while (got > 0);
+    }
+    if (got < 0) {
+        replay_state.log_shutdown_icount = -1;
+    }
+    replay_log_rewind(r);
+}
+
 /* Replay: open the log, and with rrverify=on decode all of it now. */
 static void replay_open_log(QemuOpts *opts, const char *file)
 {
@@ -337,6 +373,7 @@ static void replay_open_log(QemuOpts *opts, const char *file)
         error_report_err(err);
         exit(1);
     }
+    replay_find_log_shutdown(replay_state.reader);
 }
 
 void replay_configure(QemuOpts *opts)

@@ -22,6 +22,7 @@ import pytest
 
 import craftlog
 import qrrtest as q
+import test_timetravel as tt
 
 MACHINE = 'virt-a57'
 ARCH = q.MACHINES[MACHINE][0]
@@ -338,6 +339,36 @@ def test_shutdown_cause(tmp_path, plain_log, cause):
     log, icount = crafted(plain_log, tmp_path, fn)
     refused(plain_args(), log, rf'the log.s shutdown event at icount \d+ '
             rf'has argument {cause}, which is not one', icount)
+
+
+# A replay reads the recorded shutdown from the log's end when it opens
+# it, for query-replay and info replay to name: the cause read there is
+# checked as the replay checks it when it gets there (above).  2 is
+# ShutdownCause's host-qmp-quit (qapi/run-state.json).
+@pytest.mark.parametrize('cause', [2, 99])
+def test_shutdown_named_at_open(tmp_path, plain_log, cause):
+    def fn(c):
+        ev = c.find('shutdown')[-1]
+        ev.args[0] = cause
+        return ev.icount
+    log, icount = crafted(plain_log, tmp_path, fn)
+    r = tt.Replay(tmp_path, ARCH, plain_args(), log)
+    try:
+        info = r.qmp.ok('query-replay')
+        text = r.qmp.ok('human-monitor-command',
+                        **{'command-line': 'info replay'})
+        assert info['icount'] == 0 and info['end'] == tt.log_end(r), info
+        if cause == 2:
+            assert info['shutdown'] == {'icount': icount,
+                                        'cause': 'host-qmp-quit'}, info
+            assert re.search(r'was asked to shut down \(host-qmp-quit\) at '
+                             rf'instruction count {icount}\r?\n', text), text
+        else:
+            assert 'shutdown' not in info and 'shut down' not in text, \
+                (info, text)
+    finally:
+        r.quit()
+    assert 'Assertion' not in r.stderr(), r.stderr()
 
 
 def test_checkpoint_kind(tmp_path, plain_log):

@@ -259,6 +259,10 @@ def test_seek_past_the_shutdown(tmp_path, recordings, machine):
     r = Replay(tmp_path, arch, q.baremetal_args(machine), log)
     try:
         end = log_end(r)
+        # known from the log's end before the replay gets there
+        down = r.qmp.ok('query-replay')['shutdown']
+        assert down['cause'] == 'guest-shutdown' and \
+            0 < down['icount'] <= end, down
         last = r.qmp.seek(end)
         assert r.proc.poll() is None, r.stderr()
         assert 0 < last <= end
@@ -267,7 +271,8 @@ def test_seek_past_the_shutdown(tmp_path, recordings, machine):
             # PSCI call is an exception taken at the end, after the stop
             m = re.search(r'recorded machine shuts down at icount (\d+)',
                           r.stderr())
-            assert m and int(m.group(1)) == last, r.stderr()
+            assert m and int(m.group(1)) == last == down['icount'], \
+                r.stderr()
         # left alone, the replay ends as the recording did
         r.qmp.ok('cont')
         assert r.wait() == 0, r.stderr()
