@@ -1,6 +1,7 @@
 # Keyboard and pointer input on USB HID (qemu-xhci with usb-kbd and
 # usb-tablet) and on virtio-input (virtio-keyboard and virtio-tablet, on
-# PCI and on virtio-mmio), on x86_64 (pc, q35) and AArch64 (virt): record
+# PCI and on virtio-mmio), on x86_64 (pc, q35) and AArch64 (virt), and on
+# the 32-bit guests (i386 on pc, ARMv7 on virt with a cortex-a15): record
 # the Linux test guest with qrr.evdev=, which loads the input drivers and
 # prints every event it reads from /dev/input/event* (device, guest time,
 # type, code, value), while keys, pointer positions and buttons are
@@ -54,8 +55,13 @@ CELLS = {
     'q35-usb': ('q35', USB, '0003'),
     'pc-virtio-pci': ('pc', VIRTIO_PCI, '0006'),
     'virt-virtio-pci': ('virt-a57', VIRTIO_PCI, '0006'),
+    # 32-bit guests (an i386 and an ARMv7 kernel): their struct input_event
+    # is 16 bytes, the USB and virtio drivers are their kernels' own
+    'pc-i386-usb': ('pc-i386', USB, '0003'),
+    'virt-a15-virtio-mmio': ('virt-a15', VIRTIO_MMIO, '0006'),
 }
-FULL_CELLS = {'q35-usb', 'pc-virtio-pci', 'virt-virtio-pci'}
+FULL_CELLS = {'q35-usb', 'pc-virtio-pci', 'virt-virtio-pci',
+              'virt-a15-virtio-mmio'}
 
 SECONDS = 10        # of guest time the guest reads input for
 WAIT = 60           # seconds for the guest to show an injection's effect
