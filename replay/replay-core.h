@@ -200,6 +200,7 @@ bool replay_in_ordered_step(void);
 void replay_set_ordered_step(bool on);
 
 /* replay-head.c: replaying, the head, the value channels, positions */
+bool replay_event_arg_known(const ReplayEvent *ev, int64_t *limit);
 /* The first unconsumed ordered event (an END made up for a cut log). */
 ReplayEvent *replay_head(void);
 /* The same, or NULL when not replaying (or finished). */

@@ -41,31 +41,36 @@ static ReplayChannel channel_of(const ReplayEvent *ev)
 }
 
 /*
- * The argument of @ev that names an enum value of QEMU (a clock, a
- * checkpoint, a shutdown cause, a vCPU) is one that QEMU has; the
- * decoder only knows the byte encoding.
+ * Whether the argument of @ev that names an enum value of QEMU (a clock,
+ * a checkpoint, a shutdown cause, a vCPU) is one that QEMU has; the
+ * decoder only knows the byte encoding.  *@limit: how many it has.
  */
+bool replay_event_arg_known(const ReplayEvent *ev, int64_t *limit)
+{
+    switch (ev->kind) {
+    case REPLAY_EV_CLOCK:
+        *limit = REPLAY_CLOCK_COUNT;
+        break;
+    case REPLAY_EV_CHECKPOINT:
+        *limit = CHECKPOINT_COUNT;
+        break;
+    case REPLAY_EV_SHUTDOWN:
+        *limit = SHUTDOWN_CAUSE__MAX;
+        break;
+    case REPLAY_EV_SCHED:
+        *limit = REPLAY_MAX_VCPUS;
+        break;
+    default:
+        return true;
+    }
+    return ev->arg[0] >= 0 && ev->arg[0] < *limit;
+}
+
 static void replay_check_event_args(const ReplayEvent *ev)
 {
     int64_t limit;
 
-    switch (ev->kind) {
-    case REPLAY_EV_CLOCK:
-        limit = REPLAY_CLOCK_COUNT;
-        break;
-    case REPLAY_EV_CHECKPOINT:
-        limit = CHECKPOINT_COUNT;
-        break;
-    case REPLAY_EV_SHUTDOWN:
-        limit = SHUTDOWN_CAUSE__MAX;
-        break;
-    case REPLAY_EV_SCHED:
-        limit = REPLAY_MAX_VCPUS;
-        break;
-    default:
-        return;
-    }
-    if (ev->arg[0] < 0 || ev->arg[0] >= limit) {
+    if (!replay_event_arg_known(ev, &limit)) {
         replay_fatal("record/replay: the log's %s event at icount %" PRIu64
                      " has argument %" PRId64 ", which is not one of the "
                      "%" PRId64 " that this QEMU knows",

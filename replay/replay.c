@@ -330,13 +330,14 @@ static void replay_configure_fsync(QemuOpts *opts)
  * may seal a chunk between it and END); the last one there counts.  A
  * recording that ended otherwise has none.  A chunk that does not decode
  * leaves it unknown here: the replay names the chunk when it reaches it.
- * The cause is checked as replay_head_check() checks every event's.
+ * The cause is checked as the replay checks every event's.
  */
 static void replay_find_log_shutdown(ReplayLogReader *r)
 {
     uint32_t chunks = replay_log_chunks(r);
     ReplayLogPos pos = { .chunk = chunks > 2 ? chunks - 2 : 0 };
     ReplayEvent ev;
+    int64_t limit;
     int got = 0;
 
     replay_state.log_shutdown_icount = -1;
@@ -345,7 +346,7 @@ static void replay_find_log_shutdown(ReplayLogReader *r)
             memset(&ev, 0, sizeof(ev));
             got = replay_log_next(r, &ev, NULL);
             if (got > 0 && ev.kind == REPLAY_EV_SHUTDOWN &&
-                ev.arg[0] >= 0 && ev.arg[0] < SHUTDOWN_CAUSE__MAX &&
+                replay_event_arg_known(&ev, &limit) &&
                 ev.icount <= INT64_MAX) {
                 replay_state.log_shutdown_icount = ev.icount;
                 replay_state.log_shutdown_cause = ev.arg[0];
