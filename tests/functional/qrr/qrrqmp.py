@@ -67,14 +67,24 @@ class QMP:
             if 'event' in r:
                 self.events.append(r)
 
-    def seek(self, icount):
+    def seek(self, icount, timeout=600):
         """replay-seek and wait until the machine stopped there.  The
         events sent before (a STOP for gdb) are read first and dropped:
-        a command's answer comes after them."""
+        a command's answer comes after them.  The STOP may take up to
+        @timeout seconds, not the read timeout of other commands: a seek
+        to a place not visited yet replays the whole way forward (a test
+        that seeks to 15/16 of a 55 s recording of the Linux guest waited
+        47 s on a quiet host, and timed out at 60 s when make check ran
+        two replays at once)."""
         self.ok('query-status')
         self.events.clear()
         self.ok('replay-seek', icount=icount)
-        self.wait_event('STOP')
+        read_timeout = self.sock.gettimeout()
+        self.sock.settimeout(timeout)
+        try:
+            self.wait_event('STOP')
+        finally:
+            self.sock.settimeout(read_timeout)
         return self.ok('query-replay')['icount']
 
     def close(self):
