@@ -7,7 +7,8 @@
 #   make install    install them, their data and firmware, and qrr under
 #                   PREFIX (default /usr/local); builds first if nothing is built
 #   make bench      build upstream's replay too and print the comparison tables
-#                   (RUNS=5; ONLY=boot, smp, timetravel or linuxtt for one section)
+#                   (RUNS=5; ONLY=boot, smp, timetravel, linuxtt or ttcost
+#                   for one section)
 #   make matrix     the full device matrix, N=10 runs per cell
 #   make sanitize   build qrr with ASan + UBSan (build/sanitize) and run the
 #                   unit tests and a subset of the functional tests on it

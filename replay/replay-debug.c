@@ -198,8 +198,10 @@ static void hmp_info_replay_snapshots(Monitor *mon)
     }
     monitor_printf(mon, "Time travel: %u snapshots, %" PRId64 " KiB, budget "
                    "%" PRId64 " KiB, interval %" PRId64 " instructions, "
-                   "last move %" PRId64 " us\n", snaps->len, r->used / 1024,
-                   r->budget / 1024, r->interval, r->last_move_us);
+                   "last move %" PRId64 " us, %" PRId64 " taken in %"
+                   PRId64 " ms\n", snaps->len, r->used / 1024,
+                   r->budget / 1024, r->interval, r->last_move_us, r->taken,
+                   r->take_us / 1000);
     from = here > HMP_SNAPSHOTS_AROUND ? here - HMP_SNAPSHOTS_AROUND : 0;
     to = MIN(snaps->len, here + HMP_SNAPSHOTS_AROUND + 1);
     if (from > 0) {

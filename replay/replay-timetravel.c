@@ -167,6 +167,8 @@ static struct {
     size_t used;
     uint64_t restores;
     uint64_t restores_remapped; /* not batched: the map differed */
+    uint64_t taken;             /* snapshots taken, merged ones included */
+    int64_t take_ns;            /* the vCPU thread's CPU time taking them */
     char *off_reason;           /* why a snapshot failed: time travel off */
 } tt;
 
@@ -589,6 +591,8 @@ static void tt_take(void)
     /* s may be merged away here */
     tt_adapt(first, tt_fit_budget(), cpu0, check_ns);
     tt_plan_next();
+    tt.taken++;
+    tt.take_ns += tt_thread_cpu_ns() - cpu0 - check_ns;
     trace_replay_tt_snapshot(now.icount, now.consumed, npages, bytes,
                              tt.used, (get_clock() - t0) / 1000,
                              tt.cost_ns / 1000, tt.ns_per_insn * 1000,
@@ -842,6 +846,8 @@ void tt_describe(ReplaySnapshots *r)
     r->interval = tt.interval;
     r->restores = tt.restores;
     r->restores_remapped = tt.restores_remapped;
+    r->taken = tt.taken;
+    r->take_us = tt.take_ns / 1000;
     for (i = 0; i < tt.snaps->len; i++) {
         TTSnapshot *s = snap_at(i);
         ReplaySnapshotInfo *info = g_new0(ReplaySnapshotInfo, 1);

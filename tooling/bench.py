@@ -4,7 +4,7 @@
 # per architecture and section.
 #
 #   bench.py [--runs N] [--arch x86_64,aarch64]
-#            [--only boot|smp|timetravel|linuxtt]
+#            [--only boot|smp|timetravel|linuxtt|ttcost]
 #            [--tt-timeout SECONDS] [--out FILE]
 #
 # Sections (all by default; --only picks one, and --out then rewrites
@@ -57,6 +57,14 @@
 #             are compared with a forward-only replay stopped at the same
 #             instruction count; a mismatch makes the exit status 1.
 #             Without build/upstream, its column says "not built".
+#
+# ttcost      The forward cost of time travel: one recording of linuxtt's
+#             guest and load per architecture, then N pairs of forward
+#             replays to the end with time travel on and off, alternating
+#             which goes first: wall clock, the process's and the vCPU
+#             thread's CPU time, the snapshots taken and what taking them
+#             cost (query-replay-snapshots).  qrr only (upstream's
+#             rrsnapshot takes one snapshot at the start: nothing alike).
 #
 # Copyright (c) 2026 The qrr authors
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -1600,11 +1608,184 @@ def linuxtt(arches, runs, timeout):
     return '\n'.join(text), lt_bad(results)
 
 
+# ---- ttcost: what time travel costs a forward replay ----
+
+def tc_vcpu_seconds(q):
+    """CPU seconds of @q's vCPU threads: "ALL CPUs/TCG" (one thread
+    runs every vCPU in turn with -icount) or "CPU n/TCG"."""
+    total = 0
+    try:
+        for t in Path(f'/proc/{q.proc.pid}/task').iterdir():
+            f = (t / 'stat').read_text()
+            comm = f[f.index('(') + 1:f.rindex(')')]
+            if comm.startswith('CPU ') or comm.startswith('ALL CPUs'):
+                utime, stime = f.rsplit(')', 1)[1].split()[11:13]
+                total += int(utime) + int(stime)
+    except (OSError, ValueError):
+        return None
+    return total / os.sysconf('SC_CLK_TCK')
+
+
+def tc_named(guest):
+    """@guest with its threads named (-name debug-threads=on), so that
+    tc_vcpu_seconds() finds the vCPU's."""
+    return lambda serial, tt: guest(serial, tt) + \
+        ['-name', 'qrr-bench,debug-threads=on']
+
+
+def tc_forward(arch, d, guest, tt, timeout, recorded):
+    """One forward replay of the recording in @d from icount 0 to the
+    recorded power-off: wall seconds, the process's and the vCPU thread's
+    CPU seconds, and with time travel what query-replay-snapshots says
+    of the snapshots taken; {'error': ...} if it failed or its serial
+    output is not the recording's."""
+    q = TTQemu('qrr', arch, 'replay', d, f'cost-{tt}', timeout, guest=guest,
+               tt=tt)
+    try:
+        t0, cpu0, vcpu0 = time.monotonic(), q.cpu_seconds(), \
+            tc_vcpu_seconds(q)
+        q.qmp.ok('cont')
+        q.qmp.wait_event('SHUTDOWN')
+        r = {'wall': time.monotonic() - t0, 'cpu': q.cpu_seconds() - cpu0,
+             'vcpu': tc_vcpu_seconds(q) - vcpu0}
+        if tt:
+            s = q.qmp.ok('query-replay-snapshots')
+            r.update(taken=s['taken'], take=s['take-us'] / 1e6,
+                     held=len(s['snapshots']), interval=s['interval'])
+        if q.serial.read_bytes() != recorded:
+            r = {'error': 'the serial output differs from the recording'}
+        return r
+    except (OSError, EOFError, RuntimeError, TypeError) as e:
+        return {'error': f'{e}: {q.stderr()[-300:]}'}
+    finally:
+        q.stop()
+
+
+def tc_measure(arches, runs, tmp, timeout):
+    """{arch: [(off, on) per pair]} and {arch: the recording's last
+    icount}: one recording per architecture, then @runs pairs of forward
+    replays, pair i of each architecture before pair i + 1, off first in
+    even pairs and on first in odd ones (so that a drift of the host's
+    speed does not favour one)."""
+    (tmp / 'www').mkdir()
+    server = LTServer(tmp / 'www')
+    rec = {}
+    pairs = {arch: [] for arch in arches}
+    try:
+        for arch in arches:
+            d = tmp / f'tc-{arch}'
+            d.mkdir()
+            guest = lt_args('qrr', arch, d, server.url)
+            qcow2_create('qrr', d / 'disk.qcow2', '16M')
+            secs, end = tt_record('qrr', arch, d, timeout, guest)
+            rec[arch] = (d, guest, (d / 'record.serial').read_bytes(), end)
+            print(f'  {arch} ttcost: recorded {end / 1e9:.1f} G instructions '
+                  f'in {secs:.1f} s', file=sys.stderr)
+        for i in range(runs):
+            for arch in arches:
+                d, guest, recorded, _ = rec[arch]
+                got = {}
+                for tt in (False, True) if i % 2 == 0 else (True, False):
+                    got[tt] = tc_forward(arch, d, tc_named(guest), tt,
+                                         timeout, recorded)
+                pairs[arch].append((got[False], got[True]))
+                print(f'  {arch} ttcost pair {i + 1}/{runs}: ' +
+                      ', '.join(f'{"on" if tt else "off"} {got[tt]}'
+                                for tt in (False, True)), file=sys.stderr)
+    finally:
+        server.httpd.shutdown()
+    return pairs, {a: rec[a][3] for a in rec}
+
+
+def tc_table(arch, pairs, end):
+    """The markdown table of one architecture's pairs."""
+    good = [(a, b) for a, b in pairs if 'error' not in a and
+            'error' not in b]
+    errors = [x['error'] for p in pairs for x in p if 'error' in x]
+    rows = [f'### {arch} ({" ".join(GUEST[arch][0])}, the Linux recording '
+            f'of {end / 1e9:.1f} G instructions, {len(good)} of '
+            f'{len(pairs)} pairs)', '']
+    if not good:
+        return '\n'.join(rows + ['No pair completed: ' +
+                                 '; '.join(errors), ''])
+    med = statistics.median
+
+    def line(name, key):
+        if not all(p[k].get(key) for p in good for k in (0, 1)):
+            rows.append(f'| {name} | – | – | – | – |')
+            return
+        off, on = (med([p[k][key] for p in good]) for k in (0, 1))
+        ratios = sorted(p[1][key] / p[0][key] for p in good)
+        rows.append(f'| {name} | {off:.1f} | {on:.1f} | '
+                    f'{on / off:.3f}× | {med(ratios):.3f}× '
+                    f'({ratios[0]:.3f}–{ratios[-1]:.3f}) |')
+    rows += ['| median over the pairs | time travel off | on | on / off '
+             '(medians) | on / off per pair: median (range) |',
+             '|---|---|---|---|---|']
+    line('wall clock (s)', 'wall')
+    line('CPU time, all threads (s)', 'cpu')
+    line('CPU time, vCPU thread (s)', 'vcpu')
+    take = med([p[1]['take'] for p in good])
+    extra = med([(p[1]['vcpu'] or 0) - (p[0]['vcpu'] or 0) for p in good])
+    off = med([p[0]['vcpu'] or p[0]['wall'] for p in good])
+    rows += ['', f'With time travel, medians: '
+             f'{med([p[1]["taken"] for p in good]):.0f} snapshots taken '
+             f'({med([p[1]["held"] for p in good]):.0f} held at the end, '
+             f'interval at the end '
+             f'{med([p[1]["interval"] for p in good]) / 1e6:.1f} M '
+             f'instructions); the vCPU thread spent {take:.2f} s taking '
+             f'them ({take / off * 100:.1f} % of its CPU time without time '
+             f'travel) and {extra:.2f} s more in all ({extra / off * 100:.1f}'
+             f' %); the rest, {extra - take:.2f} s, is the guest running '
+             'slower between snapshots (the dirty log: the first write to '
+             'each page after a snapshot) and the host\'s noise.', '']
+    if errors:
+        rows += ['Failed: ' + '; '.join(errors), '']
+    return '\n'.join(rows)
+
+
+TC_LEGEND = '''\
+The forward cost of time travel alone, on the Linux recording of the
+*Reverse debugging on Linux* section (the same guest, load and devices;
+one recording per architecture): replays from icount 0 to the recorded
+power-off with time travel (the default budget, 2× RAM) and without
+(`rrbudget=0`), in pairs, alternating which goes first, pair i of each
+architecture before pair i + 1.  Wall clock from `cont` to the
+`SHUTDOWN` event; CPU time from /proc over the same span, of the whole
+process (the snapshots' packing thread included) and of the vCPU thread
+alone; the snapshots taken and the vCPU thread's CPU time taking them
+from `query-replay-snapshots` (`taken`, `take-us`).  Each replay's
+serial output is compared with the recording's.  Target: on ≤ 1.10×
+off.
+'''
+
+
+def ttcost(arches, runs, timeout):
+    """The ttcost section's text, and whether a replay failed."""
+    tmp = Path(tempfile.mkdtemp(prefix='qrr-bench-tc-'))
+    cpu = re.search(r'^model name\s*:\s*(.*)$',
+                    Path('/proc/cpuinfo').read_text(), re.M)
+    text = [SECTIONS['ttcost'], '',
+            f'{time.strftime("%Y-%m-%d")}, {os.uname().sysname} '
+            f'{os.uname().release}, {os.cpu_count()} CPUs '
+            f'({cpu.group(1) if cpu else "CPU unknown"}); {runs} pairs per '
+            'architecture, interleaved.', '', TC_LEGEND]
+    try:
+        pairs, end = tc_measure(arches, runs, tmp, timeout)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for arch in arches:
+        text.append(tc_table(arch, pairs[arch], end[arch]))
+    return '\n'.join(text), any('error' in x for p in pairs.values()
+                               for pair in p for x in pair)
+
+
 SECTIONS = {
     'boot': '## Record and replay: Linux boot',
     'timetravel': '## Reverse debugging',
     'smp': '## Multi-vCPU record and replay',
     'linuxtt': '## Reverse debugging on Linux',
+    'ttcost': '## The forward cost of time travel on Linux',
 }
 
 
@@ -1649,7 +1830,8 @@ def main():
     arches = a.arch.split(',')
     # smp and linuxtt do without upstream's build
     for f in (FLAVOURS + ('upstream-warp',) if 'boot' in sections else
-              FLAVOURS if set(sections) - {'smp', 'linuxtt'} else ('qrr',)):
+              FLAVOURS if set(sections) - {'smp', 'linuxtt', 'ttcost'}
+              else ('qrr',)):
         for arch in arches:
             if not qemu(f, arch).exists():
                 sys.exit(f'bench: {qemu(f, arch)} is missing: run make bench')
@@ -1663,7 +1845,8 @@ def main():
     header = ('# qrr benchmark\n\n'
               'Written by `make bench` (`tooling/bench.sh`, '
               '`tooling/bench.py`); `--only boot`, `--only smp`, '
-              '`--only timetravel` or `--only linuxtt` rewrites one '
+              '`--only timetravel`, `--only linuxtt` or `--only ttcost` '
+              'rewrites one '
               'section.\n')
     out = {}
     bad = False
@@ -1705,6 +1888,9 @@ def main():
             pass
     if 'linuxtt' in sections:
         out['linuxtt'], failed = linuxtt(arches, a.runs, a.tt_timeout)
+        bad |= failed
+    if 'ttcost' in sections:
+        out['ttcost'], failed = ttcost(arches, a.runs, a.tt_timeout)
         bad |= failed
     doc = merge(a.out.read_text() if a.out and a.out.exists() else '',
                 header, out)

@@ -4,6 +4,7 @@
 #   bench.sh [bench.py options]     e.g. RUNS=3 make bench,
 #                                   ONLY=timetravel make bench,
 #                                   ONLY=linuxtt make bench,
+#                                   ONLY=ttcost make bench,
 #                                   bench.sh --only timetravel --arch x86_64
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"

@@ -482,6 +482,10 @@ def test_seek_leaves_even_history(tmp_path, bench_recordings, machine):
         snaps = s['snapshots']
         at = [x['icount'] for x in snaps]
         span = end - at[0]
+        # none taken in vain: each one taken is held (a seek takes them
+        # only as densely as the budget keeps them), and each had a cost
+        assert s['taken'] == len(snaps) and s['take-us'] > 0, \
+            (s['taken'], len(snaps), s['take-us'])
         # the part far from the landing, before the ramp that leads there
         far = [b - a for a, b in zip(at, at[1:]) if b <= at[0] + span * 0.7]
         assert len(far) >= 8, at
