@@ -99,6 +99,8 @@ void tt_pages_free(TTPages *p);
  * @packed: once the packer has packed every page (an estimate).
  */
 size_t tt_pages_bytes(const TTPages *p, uint64_t *with_data, bool packed);
+/* The packer is done with @p: its size stays as it is until a merge. */
+bool tt_pages_settled(const TTPages *p);
 /*
  * Merge @older into @newer (the later content wins), leaving @older
  * empty.  @older_is_base: @older is the base, whose successor the RAM
