@@ -55,7 +55,7 @@
  * history it leaves is even (on the benchmark's guest, 65 s of guest time
  * in 125 snapshots: a gap of 10 M instructions at the current position,
  * about 370 M far from it).  The interval is as fine as taking snapshots
- * allows for them to cost a fifteenth of the replay's time, both counted
+ * allows for them to cost a twentieth of the replay's time, both counted
  * in the vCPU thread's CPU time, and at least 1 M instructions
  * (tt_adapt_interval(), tt_adapt()).
  *

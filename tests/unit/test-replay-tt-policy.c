@@ -222,45 +222,46 @@ static void test_adapt_interval(void)
                      40 * M);
     /*
      * 1 ns per instruction: 10 M instructions run in 10 ms.  A snapshot
-     * costing 3 ms may take a fifteenth of the time: it needs an interval
-     * of 45 M (the floor), and the interval goes a tenth above it
+     * costing 3 ms may take a twentieth of the time: it needs an interval
+     * of 60 M (the floor), and the interval goes a tenth above it
      */
     l.interval = 10 * M;
-    assert_near(tt_adapt_interval(&l, false, 500, 3e6, 1), 49.5 * M);
+    assert_near(tt_adapt_interval(&l, false, 500, 3e6, 1), 66 * M);
     /* however little of the budget is used */
-    assert_near(tt_adapt_interval(&l, false, 100, 3e6, 1), 49.5 * M);
+    assert_near(tt_adapt_interval(&l, false, 100, 3e6, 1), 66 * M);
     l.interval = 2 * M;
-    assert_near(tt_adapt_interval(&l, false, 100, 3e6, 1), 49.5 * M);
+    assert_near(tt_adapt_interval(&l, false, 100, 3e6, 1), 66 * M);
     /* there, and up to a quarter above the floor: unchanged */
-    l.interval = 49.5 * M;
-    assert_near(tt_adapt_interval(&l, false, 500, 3e6, 1), 49.5 * M);
-    assert_near(tt_adapt_interval(&l, false, 500, 2.8e6, 1), 49.5 * M);
+    l.interval = 66 * M;
+    assert_near(tt_adapt_interval(&l, false, 500, 3e6, 1), 66 * M);
+    assert_near(tt_adapt_interval(&l, false, 500, 2.8e6, 1), 66 * M);
     /* further above: down to a tenth above the floor */
-    assert_near(tt_adapt_interval(&l, false, 500, 2.5e6, 1), 41.25 * M);
+    assert_near(tt_adapt_interval(&l, false, 500, 2.5e6, 1), 55 * M);
     l.interval = 40 * M;
-    assert_near(tt_adapt_interval(&l, false, 500, 1e6, 1), 16.5 * M);
+    assert_near(tt_adapt_interval(&l, false, 500, 1e6, 1), 22 * M);
     /* below the initial interval too */
-    assert_near(tt_adapt_interval(&l, false, 500, 0.5e6, 1), 8.25 * M);
+    assert_near(tt_adapt_interval(&l, false, 500, 0.4e6, 1), 8.8 * M);
     /* not below the minimum */
     assert_near(tt_adapt_interval(&l, false, 500, 0.01e6, 1),
                 TT_INTERVAL_MIN);
     /*
      * The Linux test guest: snapshots of 3 ms, 8.5 ns per instruction, a
-     * floor of 5.3 M.  With the budget full (thinned), the interval went
-     * back to 10 M and stayed there: now 5.8 M, full budget or not
+     * floor of 7.1 M.  With the budget full (thinned), the interval went
+     * back to 10 M and stayed there: now 7.8 M, full budget or not
      */
     l.interval = 10 * M;
     assert_near(tt_adapt_interval(&l, true, 1000, 3e6, 8.5),
-                3e6 * 15 / 8.5 * 1.1);
+                3e6 * 20 / 8.5 * 1.1);
     l.interval = 5 * M;
     assert_near(tt_adapt_interval(&l, true, 1000, 3e6, 8.5),
-                3e6 * 15 / 8.5 * 1.1);
-    l.interval = 3e6 * 15 / 8.5 * 1.1;
+                3e6 * 20 / 8.5 * 1.1);
+    l.interval = 3e6 * 20 / 8.5 * 1.1;
     assert_near(tt_adapt_interval(&l, true, 1000, 3e6, 8.5),
-                3e6 * 15 / 8.5 * 1.1);
+                3e6 * 20 / 8.5 * 1.1);
     /* a snapshot slower by a quarter: a tenth above its floor */
     l.interval = 10 * M;
-    assert_near(tt_adapt_interval(&l, false, 500, 5.75e6, 7.5), 12.65 * M);
+    assert_near(tt_adapt_interval(&l, false, 500, 5.75e6, 7.5),
+                5.75e6 * 20 / 7.5 * 1.1);
     /* at most TT_INTERVAL_MAX */
     assert_near(tt_adapt_interval(&l, false, 500, 1e12, 1), TT_INTERVAL_MAX);
 }
