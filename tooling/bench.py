@@ -1589,15 +1589,19 @@ around `gdb.execute()` in gdb's Python.
 '''
 
 
+def host_stamp():
+    """Today's date, the host's kernel, CPU count and model."""
+    cpu = re.search(r'^model name\s*:\s*(.*)$',
+                    Path('/proc/cpuinfo').read_text(), re.M)
+    return (f'{time.strftime("%Y-%m-%d")}, {os.uname().sysname} '
+            f'{os.uname().release}, {os.cpu_count()} CPUs '
+            f'({cpu.group(1) if cpu else "CPU unknown"})')
+
+
 def linuxtt(arches, runs, timeout):
     """The linuxtt section's text, and whether qrr failed."""
     tmp = Path(tempfile.mkdtemp(prefix='qrr-bench-lt-'))
-    cpu = re.search(r'^model name\s*:\s*(.*)$',
-                    Path('/proc/cpuinfo').read_text(), re.M)
-    text = [SECTIONS['linuxtt'], '',
-            f'{time.strftime("%Y-%m-%d")}, {os.uname().sysname} '
-            f'{os.uname().release}, {os.cpu_count()} CPUs '
-            f'({cpu.group(1) if cpu else "CPU unknown"}); runs interleaved.',
+    text = [SECTIONS['linuxtt'], '', f'{host_stamp()}; runs interleaved.',
             '', LT_LEGEND]
     results = lt_measure(arches, runs, tmp, timeout)
     for arch in arches:
@@ -1773,13 +1777,9 @@ are the figure to read, their median and their range.
 def ttcost(arches, runs, timeout):
     """The ttcost section's text, and whether a replay failed."""
     tmp = Path(tempfile.mkdtemp(prefix='qrr-bench-tc-'))
-    cpu = re.search(r'^model name\s*:\s*(.*)$',
-                    Path('/proc/cpuinfo').read_text(), re.M)
     text = [SECTIONS['ttcost'], '',
-            f'{time.strftime("%Y-%m-%d")}, {os.uname().sysname} '
-            f'{os.uname().release}, {os.cpu_count()} CPUs '
-            f'({cpu.group(1) if cpu else "CPU unknown"}); {runs} pairs per '
-            'architecture, interleaved.', '', TC_LEGEND]
+            f'{host_stamp()}; {runs} pairs per architecture, interleaved.',
+            '', TC_LEGEND]
     try:
         pairs, end = tc_measure(arches, runs, tmp, timeout)
     finally:
