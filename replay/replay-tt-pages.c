@@ -407,7 +407,6 @@ bool tt_pages_start(bool check, Error **errp)
     return memory_global_dirty_log_start(TT_DIRTY_REASON, errp);
 }
 
-/* Or the pages of @b written since the last call into @into; clear them. */
 /*
  * Pages asked of the dirty bitmap's snapshot at once before asking page
  * by page: between two snapshots the Linux test guest dirties a few
@@ -416,6 +415,7 @@ bool tt_pages_start(bool check, Error **errp)
  */
 #define DIRTY_RUN 64
 
+/* Or the pages of @b written since the last call into @into; clear them. */
 static void dirty_fetch(TTBlock *b, unsigned long *into)
 {
     ram_addr_t base = qemu_ram_get_offset(b->rb);
